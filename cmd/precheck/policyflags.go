@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/precheck/precheck/policy"
+)
+
+// policyFlags are the flags every verb that loads a policy shares.
+type policyFlags struct {
+	path      string
+	noDefault bool
+	engine    string
+}
+
+func (f *policyFlags) register(fs *flag.FlagSet, withEngine bool) {
+	fs.StringVar(&f.path, "policy", "", "a policy directory or bundle (.tar.gz) layered over the embedded default")
+	fs.BoolVar(&f.noDefault, "no-default", false, "use --policy alone, without the embedded default under it")
+	if withEngine {
+		fs.StringVar(&f.engine, "engine", "rego", "evaluation engine: "+engineNames())
+	}
+}
+
+// load reads the policy the flags name: the embedded default, with --policy layered on top (or alone).
+func (f *policyFlags) load() (*policy.Policy, error) {
+	switch {
+	case f.path == "" && f.noDefault:
+		return nil, usageError("--no-default needs --policy")
+	case f.path == "":
+		return policy.Default()
+	case f.noDefault:
+		return policy.Load(f.path)
+	default:
+		return policy.LoadWithOverrides(f.path)
+	}
+}
+
+// engine prepares the loaded policy with the chosen engine.
+func (f *policyFlags) newEngine(ctx context.Context, p *policy.Policy) (*policy.Engine, error) {
+	b, ok := backends[f.engine]
+	if !ok {
+		return nil, usageError(fmt.Sprintf("unknown engine %q (want %s)", f.engine, engineNames()))
+	}
+	return policy.New(ctx, p, policy.WithBackend(b()))
+}
+
+// backends are the engines a command can choose with --engine.
+var backends = map[string]func() policy.Backend{
+	"rego": policy.Rego,
+}
+
+func engineNames() string {
+	names := ""
+	for _, n := range []string{"rego", "wasm"} {
+		if _, ok := backends[n]; ok {
+			if names != "" {
+				names += "|"
+			}
+			names += n
+		}
+	}
+	return names
+}

@@ -1,0 +1,236 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/loader"
+
+	defaultpolicy "github.com/precheck/precheck/rego"
+)
+
+// Query is the decision every policy must define, and Entrypoint its name in a compiled wasm module.
+const (
+	Query      = "data.precheck.decision"
+	Entrypoint = "precheck/decision"
+)
+
+// Policy is a loaded policy bundle: the Rego modules (tests kept apart), the data, and the rule catalog
+// read from the modules' METADATA. It is immutable once loaded; engines prepare it for evaluation.
+type Policy struct {
+	source   string
+	revision string
+	modules  []bundle.ModuleFile // policy modules, sorted by path
+	tests    []bundle.ModuleFile // *_test.rego, sorted by path
+	data     map[string]any
+	manifest bundle.Manifest
+	catalog  *Catalog
+}
+
+// PolicyError is a policy that cannot be used: a file that does not parse or compile, bad METADATA, bad
+// data. Each problem names its place (file:line:col, or the data path). It is not the caller's input at
+// fault (exit code 3, not 2).
+type PolicyError struct {
+	Source   string
+	Problems []string
+}
+
+func (e *PolicyError) Error() string {
+	return fmt.Sprintf("policy %s: %s", e.Source, strings.Join(e.Problems, "; "))
+}
+
+// Default returns the default policy embedded in the binary (the rego/ directory of this repository).
+func Default() (*Policy, error) {
+	return loadFS(defaultpolicy.FS, ".", "embedded default")
+}
+
+// Load reads a policy from a directory (a bundle tree of .rego and data.json files) or from an OPA bundle
+// file (.tar.gz).
+func Load(p string) (*Policy, error) {
+	if _, err := os.Stat(p); err != nil {
+		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
+	}
+	return loadFS(nil, p, p)
+}
+
+// LoadWithOverrides reads the default policy with a directory or bundle of overrides layered on top, as
+// Overlay does.
+func LoadWithOverrides(p string) (*Policy, error) {
+	base, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	over, err := Load(p)
+	if err != nil {
+		return nil, err
+	}
+	return base.Overlay(over)
+}
+
+func loadFS(fsys fs.FS, root, source string) (*Policy, error) {
+	b, err := loader.NewFileLoader().
+		WithFS(fsys).
+		WithProcessAnnotation(true).
+		WithRegoVersion(ast.RegoV1).
+		AsBundle(root)
+	if err != nil {
+		return nil, &PolicyError{Source: source, Problems: describeErrors(err)}
+	}
+	return newPolicy(source, b)
+}
+
+// newPolicy checks a bundle and builds the Policy. Nothing is half-applied: any problem fails the whole load.
+func newPolicy(source string, b *bundle.Bundle) (*Policy, error) {
+	p := &Policy{source: source, data: b.Data, manifest: b.Manifest}
+	if p.data == nil {
+		p.data = map[string]any{}
+	}
+	for _, m := range b.Modules {
+		if m.Parsed == nil {
+			continue
+		}
+		if strings.HasSuffix(m.Path, "_test.rego") {
+			p.tests = append(p.tests, m)
+		} else {
+			p.modules = append(p.modules, m)
+		}
+	}
+	byPath := func(a, b bundle.ModuleFile) int { return strings.Compare(a.Path, b.Path) }
+	slices.SortFunc(p.modules, byPath)
+	slices.SortFunc(p.tests, byPath)
+	if len(p.modules) == 0 {
+		return nil, &PolicyError{Source: source, Problems: []string{"no Rego modules found"}}
+	}
+	catalog, problems := buildCatalog(p.modules)
+	problems = append(problems, checkData(p.data, catalog)...)
+	if len(problems) > 0 {
+		return nil, &PolicyError{Source: source, Problems: problems}
+	}
+	p.catalog = catalog
+	p.revision = b.Manifest.Revision
+	if p.revision == "" {
+		p.revision = p.digest()
+	}
+	return p, nil
+}
+
+// Overlay returns the policy with over layered on top: a module of over replaces the module at the same
+// path relative to its root (and adds to the policy otherwise), and over's data is merged into the data,
+// over's values winning (objects merge member by member; anything else is replaced whole).
+func (p *Policy) Overlay(over *Policy) (*Policy, error) {
+	modules := map[string]bundle.ModuleFile{}
+	for _, list := range [][]bundle.ModuleFile{p.modules, p.tests, over.modules, over.tests} {
+		for _, m := range list {
+			modules[relativePath(m)] = m
+		}
+	}
+	b := &bundle.Bundle{
+		Data:     mergeData(p.data, over.data),
+		Manifest: over.manifest,
+	}
+	for _, key := range slices.Sorted(maps.Keys(modules)) {
+		b.Modules = append(b.Modules, modules[key])
+	}
+	return newPolicy(p.source+" + "+over.source, b)
+}
+
+func relativePath(m bundle.ModuleFile) string {
+	if m.RelativePath != "" {
+		return path.Clean("/" + m.RelativePath)
+	}
+	return path.Clean("/" + m.Path)
+}
+
+func mergeData(base, over map[string]any) map[string]any {
+	out := maps.Clone(base)
+	for k, v := range over {
+		bo, ok1 := out[k].(map[string]any)
+		oo, ok2 := v.(map[string]any)
+		if ok1 && ok2 {
+			out[k] = mergeData(bo, oo)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// digest identifies a policy that carries no manifest revision by its content.
+func (p *Policy) digest() string {
+	h := sha256.New()
+	for _, list := range [][]bundle.ModuleFile{p.modules, p.tests} {
+		for _, m := range list {
+			fmt.Fprintf(h, "%s\x00%d\x00", relativePath(m), len(m.Raw))
+			h.Write(m.Raw)
+		}
+	}
+	data, _ := json.Marshal(p.data) // maps marshal with sorted keys: the digest is stable
+	h.Write(data)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Source says where the policy came from: "embedded default", a path, or layers joined by " + ".
+func (p *Policy) Source() string { return p.source }
+
+// Revision identifies the policy: the bundle manifest's revision, or a digest of its content.
+func (p *Policy) Revision() string { return p.revision }
+
+// Catalog is the rule catalog, read from the rules' METADATA.
+func (p *Policy) Catalog() *Catalog { return p.catalog }
+
+// Data returns the policy's data document. It is shared: do not change it.
+func (p *Policy) Data() map[string]any { return p.data }
+
+// Modules returns the policy's Rego modules, without the tests, keyed by file path.
+func (p *Policy) Modules() map[string]*ast.Module { return parsed(p.modules) }
+
+// Tests returns the *_test.rego modules keyed by file path.
+func (p *Policy) Tests() map[string]*ast.Module { return parsed(p.tests) }
+
+func parsed(files []bundle.ModuleFile) map[string]*ast.Module {
+	out := make(map[string]*ast.Module, len(files))
+	for _, m := range files {
+		out[m.Path] = m.Parsed
+	}
+	return out
+}
+
+// Bundle returns the policy as an OPA bundle without its tests, for compilers that take bundles.
+func (p *Policy) Bundle() *bundle.Bundle {
+	return &bundle.Bundle{Manifest: p.manifest, Data: p.data, Modules: slices.Clone(p.modules)}
+}
+
+// describeErrors turns OPA's errors into one line per problem, each with its file:line:col.
+func describeErrors(err error) []string {
+	var astErrs ast.Errors
+	if errors.As(err, &astErrs) {
+		out := make([]string, 0, len(astErrs))
+		for _, e := range astErrs {
+			out = append(out, describeASTError(e))
+		}
+		return out
+	}
+	var astErr *ast.Error
+	if errors.As(err, &astErr) {
+		return []string{describeASTError(astErr)}
+	}
+	return []string{err.Error()}
+}
+
+func describeASTError(e *ast.Error) string {
+	if e.Location == nil {
+		return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", e.Location.File, e.Location.Row, e.Location.Col, e.Code, e.Message)
+}

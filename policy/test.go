@@ -1,0 +1,81 @@
+package policy
+
+import (
+	"context"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"maps"
+
+	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+// TestOptions configures Policy.Test.
+type TestOptions struct {
+	Coverage bool   // also measure which lines of the policy the tests reach
+	Run      string // only tests whose name matches this regular expression (all when empty)
+}
+
+// TestReport is the outcome of a policy's Rego unit tests.
+type TestReport struct {
+	Results  []*tester.Result
+	Coverage *cover.Report // nil unless TestOptions.Coverage
+}
+
+// Passed reports whether every test passed (and there was at least one).
+func (r *TestReport) Passed() bool {
+	if len(r.Results) == 0 {
+		return false
+	}
+	for _, res := range r.Results {
+		if !res.Pass() {
+			return false
+		}
+	}
+	return true
+}
+
+// Test runs the policy's Rego unit tests (the test_ rules of its *_test.rego files) with OPA's test runner,
+// the project's builtins included.
+func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error) {
+	modules := p.Modules()
+	maps.Copy(modules, p.Tests())
+	runner := tester.NewRunner().
+		SetStore(inmem.NewFromObject(p.data)). // copies the data on write.
+		SetModules(modules).
+		Filter(opts.Run)
+	var cov *cover.Cover
+	if opts.Coverage {
+		cov = cover.New()
+		runner.SetCoverageQueryTracer(cov)
+	}
+	ch, err := runner.RunTests(ctx, nil)
+	if err != nil {
+		return nil, &PolicyError{Source: p.source, Problems: describeErrors(err)}
+	}
+	report := &TestReport{}
+	for res := range ch {
+		report.Results = append(report.Results, res)
+	}
+	if cov != nil {
+		report.Coverage = policyCoverage(cov.Report(p.Modules()), p.Modules())
+	}
+	return report, nil
+}
+
+// policyCoverage keeps the coverage of the policy's own files, not of the tests that exercise them.
+func policyCoverage(r cover.Report, modules map[string]*ast.Module) *cover.Report {
+	out := &cover.Report{Files: map[string]*cover.FileReport{}}
+	for file, fr := range r.Files {
+		if _, ok := modules[file]; !ok {
+			continue
+		}
+		out.Files[file] = fr
+		out.CoveredLines += fr.CoveredLines
+		out.NotCoveredLines += fr.NotCoveredLines
+	}
+	if total := out.CoveredLines + out.NotCoveredLines; total > 0 {
+		out.Coverage = 100 * float64(out.CoveredLines) / float64(total)
+	}
+	return out
+}

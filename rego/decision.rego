@@ -1,0 +1,64 @@
+# METADATA
+# title: Decision
+# description: |
+#   Gathers the findings of every rule package under data.precheck.rules, applies each rule's level from
+#   data, and answers allow or deny. The decision is data.precheck.decision (the wasm entrypoint
+#   precheck/decision).
+#
+#   A rule reports {"rule": its METADATA's custom block, "field", "message", "expected", "actual"}; the
+#   code, default severity, HTTP status and remediation come from that METADATA, their single source.
+package precheck
+
+import data.precheck.lib
+
+# The levels data sets for the tenant's class and globally; a rule without one keeps its METADATA severity.
+default class_levels := {}
+
+class_levels := data.precheck.levels.tenant_classes[lib.tenant_class]
+
+default global_levels := {}
+
+global_levels := data.precheck.levels.global
+
+# effective holds every finding at its level, in the decision's shape, without those turned off. Every
+# package under precheck.rules contributes: a compliance team adds a package, not a line here.
+effective contains {
+	"code": rule.code,
+	"severity": level,
+	"status": rule.status,
+	"field": f.field,
+	"message": f.message,
+	"expected": f.expected,
+	"actual": f.actual,
+	"remediation": replace(rule.remediation, "{expected}", f.expected),
+} if {
+	some f in data.precheck.rules[_].findings
+	rule := f.rule
+	level := object.get(class_levels, rule.code, object.get(global_levels, rule.code, rule.severity))
+	level != "off"
+}
+
+violations := [object.remove(f, ["status"]) | some f in effective; f.severity == "deny"]
+
+warnings := [object.remove(f, ["status"]) | some f in effective; f.severity == "warn"]
+
+allowed := count(violations) == 0
+
+# A refused call is answered in the API's own error shape. A malformed request is reported first (the API
+# validates its parameters first), then a policy refusal, then a conflict with the cluster's state.
+error := {
+	"status": status,
+	"error_code": min({f.code | some f in effective; f.severity == "deny"; f.status == status}),
+	"error_msg": concat("; ", sort([concat(": ", [f.code, f.message]) | some f in effective; f.severity == "deny"])),
+} if {
+	statuses := {f.status | some f in effective; f.severity == "deny"}
+	status := first_status(statuses)
+}
+
+first_status(statuses) := s if {
+	s := [s | some s in [400, 403, 409]; s in statuses][0]
+} else := min(statuses)
+
+decision := {"allowed": true, "violations": violations, "warnings": warnings} if allowed
+
+decision := {"allowed": false, "violations": violations, "warnings": warnings, "error": error} if not allowed

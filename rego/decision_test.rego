@@ -1,0 +1,95 @@
+package precheck_test
+
+import data.precheck.testing as t
+
+test_allowed_decision_shape if {
+	d := t.decide(t.allowed_input)
+	d.allowed == true
+	d.violations == []
+	not d.error
+	count(d.warnings) == 1
+}
+
+test_denied_decision_carries_an_error if {
+	d := t.decide(t.set("/cluster/guest_agent_version", "8.3.0.199"))
+	d.allowed == false
+	d.error.status == 409
+	d.error.error_code == "PRECHECK-VER-002"
+	startswith(d.error.error_msg, "PRECHECK-VER-002: guestAgent version 8.3.0.199 is below")
+	v := d.violations[0]
+	v == {
+		"code": "PRECHECK-VER-002",
+		"field": "cluster.guest_agent_version",
+		"severity": "deny",
+		"message": "guestAgent version 8.3.0.199 is below the required 8.3.0.200",
+		"expected": ">= 8.3.0.200",
+		"actual": "8.3.0.199",
+		"remediation": "upgrade the cluster's guestAgent to a version >= 8.3.0.200, then retry",
+	}
+}
+
+# A bad request is answered 400 first, then a policy refusal 403, then a conflict 409.
+test_error_status_order[note] if {
+	some note, tc in {
+		"bad request beats everything": {"patch": [
+			{"op": "remove", "path": "/request/body/encrypt"},
+			{"op": "add", "path": "/tenant/class", "value": "regulated"},
+			{"op": "add", "path": "/cluster/encrypted", "value": true},
+		], "status": 400, "code": "PRECHECK-REQ-001"},
+		"refusal beats conflict": {"patch": [
+			{"op": "add", "path": "/tenant/class", "value": "regulated"},
+			{"op": "add", "path": "/cluster/encrypted", "value": true},
+		], "status": 403, "code": "PRECHECK-TEN-001"},
+		"conflict alone": {"patch": [{"op": "add", "path": "/cluster/task_status", "value": "GROWING"}], "status": 409, "code": "PRECHECK-CLU-002"},
+	}
+	d := t.decide(json.patch(t.allowed_input, tc.patch))
+	d.error.status == tc.status
+	d.error.error_code == tc.code
+}
+
+test_every_violation_is_in_the_error_message if {
+	d := t.decide(json.patch(t.allowed_input, [
+		{"op": "add", "path": "/cluster/encrypted", "value": true},
+		{"op": "add", "path": "/cluster/dr_relationship", "value": true},
+	]))
+	contains(d.error.error_msg, "PRECHECK-CLU-003: the cluster is already encrypted")
+	contains(d.error.error_msg, "PRECHECK-CLU-004: the cluster has a disaster-recovery relationship")
+}
+
+# Levels in data change a rule without editing Rego: globally, or for a tenant class.
+test_level_off_globally if {
+	d := t.decide(t.set("/cluster/dr_relationship", true)) with data.precheck.levels.global as {"PRECHECK-CLU-004": "off"}
+	d.allowed
+	not t.has_code(d, "PRECHECK-CLU-004")
+}
+
+test_level_warn_globally if {
+	d := t.decide(t.set("/cluster/dr_relationship", true)) with data.precheck.levels.global as {"PRECHECK-CLU-004": "warn"}
+	d.allowed
+	t.warned_by(d, "PRECHECK-CLU-004", "cluster.dr_relationship")
+}
+
+test_level_deny_raises_a_warning if {
+	d := t.decide(t.set("/cluster/sub_status", "DEGRADED")) with data.precheck.levels.global as {"PRECHECK-CLU-005": "deny"}
+	t.denied_by(d, "PRECHECK-CLU-005", "cluster.sub_status")
+	d.error.status == 409
+}
+
+test_level_for_tenant_class if {
+	doc := json.patch(t.allowed_input, [
+		{"op": "add", "path": "/tenant/class", "value": "regulated"},
+		{"op": "add", "path": "/request/body/encrypt/crypt_algorithm", "value": "SMcompatible"},
+		{"op": "add", "path": "/cluster/sub_status", "value": "DEGRADED"},
+	])
+	levels := {"tenant_classes": {"regulated": {"PRECHECK-CLU-005": "deny"}}, "global": {}}
+	d := t.decide(doc) with data.precheck.levels as levels
+	t.denied_by(d, "PRECHECK-CLU-005", "cluster.sub_status")
+	d2 := t.decide(t.set("/cluster/sub_status", "DEGRADED")) with data.precheck.levels as levels
+	d2.allowed
+}
+
+test_class_level_beats_global_level if {
+	levels := {"tenant_classes": {"default": {"PRECHECK-CLU-004": "deny"}}, "global": {"PRECHECK-CLU-004": "off"}}
+	d := t.decide(t.set("/cluster/dr_relationship", true)) with data.precheck.levels as levels
+	t.denied_by(d, "PRECHECK-CLU-004", "cluster.dr_relationship")
+}

@@ -1,0 +1,63 @@
+# METADATA
+# title: Shared helpers
+# description: |
+#   What every rule needs: the input's members read defensively (a client may send anything), how a value
+#   is shown to a person, and the tenant class.
+#
+#   Speed note: in OPA's evaluator a call to a user function costs far more than a builtin or a complete
+#   rule (which is evaluated once per decision and cached). So the rules test their conditions with
+#   builtins and references to the rules here, and call functions (describe, quote) only once a rule has
+#   fired, to word its message.
+package precheck.lib
+
+config := data.precheck.config
+
+# The input's members as objects ({} when absent or not an object), so that object.get can tell "missing".
+default request := {}
+
+request := input.request if is_object(input.request)
+
+default cluster := {}
+
+cluster := input.cluster if is_object(input.cluster)
+
+# encrypt is the body's encrypt object; undefined when there is none (rules.request reports that).
+encrypt := input.request.body.encrypt if is_object(input.request.body.encrypt)
+
+# describe shows an input value in a finding's "actual": strings as themselves (cut short, they may be
+# anything a client sent), booleans as true/false, anything else by its JSON type.
+describe(x) := "missing" if {
+	x == null
+} else := x if {
+	is_string(x)
+	count(x) <= 64
+} else := concat("", [substring(x, 0, 64), "..."]) if {
+	is_string(x)
+} else := "true" if {
+	x == true
+} else := "false" if {
+	x == false
+} else := type_name(x)
+
+# quote puts a value in a message the way a person reads it.
+quote(x) := concat("", ["\"", describe(x), "\""]) if {
+	is_string(x)
+} else := describe(x)
+
+# tenant_class is the class the caller gave, else the one data maps the project, the enterprise project or
+# a cluster tag to (the first matching tag mapping wins), else "default".
+tenant_class := c if {
+	c := input.tenant.class
+	is_string(c)
+} else := c if {
+	c := config.tenants.by_project[input.request.project_id]
+} else := c if {
+	c := config.tenants.by_enterprise_project[input.cluster.enterprise_project_id]
+} else := config.tenants.by_tag[first].class if {
+	first := min({i |
+		some i, mapping in config.tenants.by_tag
+		some tag in cluster.tags
+		tag.key == mapping.key
+		tag.value == mapping.value
+	})
+} else := "default"

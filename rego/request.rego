@@ -1,0 +1,175 @@
+# METADATA
+# title: Request shape
+# description: |
+#   The call exactly as a client would send it: the path parameters and the body. The API marks the
+#   "encrypt" object itself as optional, but without it there is nothing to convert with.
+package precheck.rules.request
+
+import data.precheck.lib
+
+patterns := lib.config.patterns
+
+body := object.get(lib.request, "body", null)
+
+default encrypt := null
+
+encrypt := object.get(body, "encrypt", null) if is_object(body)
+
+# The valid_* rules hold for a well-formed member; a rule fires on "not valid_...", which also covers a
+# missing member or one of the wrong type (no builtin is ever handed a wrong type).
+valid_master_key_id if {
+	is_string(master_key_id)
+	regex.match(patterns.master_key_id, master_key_id)
+}
+
+valid_project_id if {
+	is_string(project_id)
+	regex.match(patterns.project_id, project_id)
+}
+
+valid_cluster_id if {
+	is_string(cluster_id)
+	regex.match(patterns.cluster_id, cluster_id)
+}
+
+valid_master_key_name if {
+	is_string(master_key_name)
+	master_key_name != ""
+}
+
+master_key_id := object.get(lib.encrypt, "master_key_id", null)
+
+master_key_name := object.get(lib.encrypt, "master_key_name", null)
+
+crypt_algorithm := object.get(lib.encrypt, "crypt_algorithm", null)
+
+project_id := object.get(lib.request, "project_id", null)
+
+cluster_id := object.get(lib.request, "cluster_id", null)
+
+# METADATA
+# title: encrypt object missing
+# description: The body must be a JSON object with an "encrypt" object that names the key and the algorithm.
+# custom:
+#   code: PRECHECK-REQ-001
+#   severity: deny
+#   status: 400
+#   remediation: 'send the body {"encrypt": {"master_key_id": "<KMS key id>", "crypt_algorithm": "<algorithm>"}}'
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt", "message": encrypt_problem, "expected": "an object", "actual": lib.describe(encrypt)} if {
+	not lib.encrypt
+}
+
+encrypt_problem := "the request has no body" if {
+	body == null
+} else := concat(" ", ["the request body must be a JSON object, got", lib.describe(body)]) if {
+	not is_object(body)
+} else := "the request body has no \"encrypt\" object" if {
+	encrypt == null
+} else := concat(" ", ["\"encrypt\" must be an object, got", lib.describe(encrypt)])
+
+# METADATA
+# title: master_key_id missing or malformed
+# description: master_key_id is mandatory and must be a KMS key ID (the form KMS documents for key IDs).
+# custom:
+#   code: PRECHECK-REQ-002
+#   severity: deny
+#   status: 400
+#   remediation: set encrypt.master_key_id to the ID of the KMS key, e.g. 0f3196c8-5c23-469f-84da-92ecd2499dce
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.master_key_id", "message": msg, "expected": "a KMS key ID", "actual": lib.describe(id)} if {
+	lib.encrypt
+	not valid_master_key_id
+	id := master_key_id
+	msg := id_problem("master_key_id", id, "a KMS key ID")
+}
+
+# METADATA
+# title: project_id malformed
+# description: The project ID in the path is 32 lowercase letters and digits.
+# custom:
+#   code: PRECHECK-REQ-005
+#   severity: deny
+#   status: 400
+#   remediation: call the API with the project's ID (32 lowercase letters and digits) in the path
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.project_id", "message": msg, "expected": form, "actual": lib.describe(id)} if {
+	not valid_project_id
+	id := project_id
+	form := "32 lowercase letters and digits"
+	msg := id_problem("project_id", id, form)
+}
+
+# METADATA
+# title: cluster_id malformed
+# description: The cluster ID in the path is a 36-character UUID.
+# custom:
+#   code: PRECHECK-REQ-006
+#   severity: deny
+#   status: 400
+#   remediation: call the API with the cluster's ID, a 36-character UUID, in the path
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.cluster_id", "message": msg, "expected": form, "actual": lib.describe(id)} if {
+	not valid_cluster_id
+	id := cluster_id
+	form := "a 36-character UUID"
+	msg := id_problem("cluster_id", id, form)
+}
+
+# id_problem words what is wrong with an identifier that did not match its pattern.
+id_problem(name, id, form) := concat(" ", [name, "is missing"]) if {
+	id == null
+} else := concat(" ", [name, "must be a string, got", type_name(id)]) if {
+	not is_string(id)
+} else := concat(" ", [name, lib.quote(id), "is not", form])
+
+# METADATA
+# title: crypt_algorithm missing or unknown
+# description: crypt_algorithm is mandatory and has no documented default; it must be one the API knows.
+# custom:
+#   code: PRECHECK-REQ-003
+#   severity: deny
+#   status: 400
+#   remediation: set encrypt.crypt_algorithm to {expected}
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.crypt_algorithm", "message": msg, "expected": concat(" or ", lib.config.algorithms), "actual": lib.describe(alg)} if {
+	alg := crypt_algorithm
+	not alg in lib.config.algorithms
+	msg := algorithm_problem(alg)
+}
+
+algorithm_problem(alg) := "crypt_algorithm is missing" if {
+	alg == null
+} else := concat(" ", ["crypt_algorithm must be a string, got", type_name(alg)]) if {
+	not is_string(alg)
+} else := concat(" ", ["crypt_algorithm", lib.quote(alg), "is not an algorithm the API knows"])
+
+# METADATA
+# title: master_key_name not a string
+# description: master_key_name is optional, but when present it must be a non-empty string.
+# custom:
+#   code: PRECHECK-REQ-004
+#   severity: deny
+#   status: 400
+#   remediation: remove encrypt.master_key_name or set it to the KMS key's name, e.g. KMS-1abd-1016
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.master_key_name", "message": msg, "expected": "a non-empty string", "actual": lib.describe(name)} if {
+	name := master_key_name
+	name != null
+	not valid_master_key_name
+	msg := name_problem(name)
+}
+
+name_problem(name) := "master_key_name is empty" if {
+	name == ""
+} else := concat(" ", ["master_key_name must be a string, got", type_name(name)])
+
+# METADATA
+# title: unknown member in encrypt
+# description: |
+#   A member of "encrypt" the API does not define is ignored by it; often it is a misspelt one, so the
+#   intended setting would silently not apply.
+# custom:
+#   code: PRECHECK-REQ-007
+#   severity: warn
+#   status: 400
+#   remediation: remove the member or correct its name to one of {expected}
+findings contains {"rule": rego.metadata.rule().custom, "field": concat(".", ["request.body.encrypt", key]), "message": msg, "expected": concat(", ", lib.config.encrypt_fields), "actual": key} if {
+	some key, _ in lib.encrypt
+	not key in lib.config.encrypt_fields
+	msg := concat(" ", ["encrypt has a member the API does not define:", lib.quote(key)])
+}
