@@ -64,21 +64,36 @@ func Load(p string) (*Policy, error) {
 	return loadFS(nil, p, p)
 }
 
-// LoadWithOverrides reads the default policy with a directory or bundle of overrides layered on top, as
-// Overlay does.
+// LoadWithOverrides reads the default policy with a directory or bundle of overrides layered on top: a
+// module of the overrides replaces the default's module at the same path (relative to the bundle root) and
+// adds to the policy otherwise; the overrides' data is merged into the default's, the overrides' values
+// winning (objects merge member by member, anything else is replaced whole). Only the layered result has
+// to be a valid policy.
 func LoadWithOverrides(p string) (*Policy, error) {
-	base, err := Default()
+	base, err := readBundle(defaultpolicy.FS, ".", "embedded default")
 	if err != nil {
 		return nil, err
 	}
-	over, err := Load(p)
+	if _, err := os.Stat(p); err != nil {
+		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
+	}
+	over, err := readBundle(nil, p, p)
 	if err != nil {
 		return nil, err
 	}
-	return base.Overlay(over)
+	return newPolicy("embedded default + "+p, overlay(base, over))
 }
 
 func loadFS(fsys fs.FS, root, source string) (*Policy, error) {
+	b, err := readBundle(fsys, root, source)
+	if err != nil {
+		return nil, err
+	}
+	return newPolicy(source, b)
+}
+
+// readBundle reads and parses a bundle (a directory tree or a .tar.gz) without judging it as a policy.
+func readBundle(fsys fs.FS, root, source string) (*bundle.Bundle, error) {
 	b, err := loader.NewFileLoader().
 		WithFS(fsys).
 		WithProcessAnnotation(true).
@@ -87,7 +102,7 @@ func loadFS(fsys fs.FS, root, source string) (*Policy, error) {
 	if err != nil {
 		return nil, &PolicyError{Source: source, Problems: describeErrors(err)}
 	}
-	return newPolicy(source, b)
+	return b, nil
 }
 
 // newPolicy checks a bundle and builds the Policy. Nothing is half-applied: any problem fails the whole load.
@@ -125,24 +140,19 @@ func newPolicy(source string, b *bundle.Bundle) (*Policy, error) {
 	return p, nil
 }
 
-// Overlay returns the policy with over layered on top: a module of over replaces the module at the same
-// path relative to its root (and adds to the policy otherwise), and over's data is merged into the data,
-// over's values winning (objects merge member by member; anything else is replaced whole).
-func (p *Policy) Overlay(over *Policy) (*Policy, error) {
+// overlay layers the bundle over onto base, as LoadWithOverrides describes.
+func overlay(base, over *bundle.Bundle) *bundle.Bundle {
 	modules := map[string]bundle.ModuleFile{}
-	for _, list := range [][]bundle.ModuleFile{p.modules, p.tests, over.modules, over.tests} {
+	for _, list := range [][]bundle.ModuleFile{base.Modules, over.Modules} {
 		for _, m := range list {
 			modules[relativePath(m)] = m
 		}
 	}
-	b := &bundle.Bundle{
-		Data:     mergeData(p.data, over.data),
-		Manifest: over.manifest,
-	}
+	out := &bundle.Bundle{Data: mergeData(base.Data, over.Data), Manifest: over.Manifest}
 	for _, key := range slices.Sorted(maps.Keys(modules)) {
-		b.Modules = append(b.Modules, modules[key])
+		out.Modules = append(out.Modules, modules[key])
 	}
-	return newPolicy(p.source+" + "+over.source, b)
+	return out
 }
 
 func relativePath(m bundle.ModuleFile) string {

@@ -47,9 +47,6 @@ var rulesRoot = ast.MustParseRef("data.precheck.rules")
 // codeForm keeps codes in the project's own namespace, readable and stable (PRECHECK-VER-002).
 var codeForm = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$`)
 
-// DefaultStatus is the HTTP status of a rule whose METADATA names none: a policy refusal.
-const DefaultStatus = 403
-
 // buildCatalog reads the METADATA of every findings rule under data.precheck.rules. A rule without a
 // usable code, severity or remediation would silently never fire (its finding would be undefined), so each
 // is a load error naming the rule's place.
@@ -103,7 +100,7 @@ func buildCatalog(modules []bundle.ModuleFile) (*Catalog, []string) {
 
 func ruleFromAnnotations(annots []*ast.Annotations) (Rule, string) {
 	if len(annots) == 0 {
-		return Rule{}, "findings rule has no METADATA (title, description, custom code, severity, remediation)"
+		return Rule{}, "findings rule has no METADATA (title, description, custom code, severity, status, remediation)"
 	}
 	a := annots[0]
 	str := func(key string) string { s, _ := a.Custom[key].(string); return s }
@@ -113,7 +110,6 @@ func ruleFromAnnotations(annots []*ast.Annotations) (Rule, string) {
 		Description: strings.TrimSpace(a.Description),
 		Severity:    str("severity"),
 		Remediation: str("remediation"),
-		Status:      DefaultStatus,
 	}
 	switch {
 	case r.Code == "":
@@ -127,13 +123,15 @@ func ruleFromAnnotations(annots []*ast.Annotations) (Rule, string) {
 	case r.Remediation == "":
 		return r, fmt.Sprintf("rule %s: METADATA has no custom.remediation", r.Code)
 	}
-	if s, ok := a.Custom["status"]; ok {
-		n, err := toInt(s)
-		if err != nil || n < 400 || n > 499 {
-			return r, fmt.Sprintf("rule %s: custom.status %v must be an HTTP 4xx status", r.Code, s)
-		}
-		r.Status = n
+	s, ok := a.Custom["status"]
+	if !ok {
+		return r, fmt.Sprintf("rule %s: METADATA has no custom.status", r.Code)
 	}
+	n, err := toInt(s)
+	if err != nil || n < 400 || n > 499 {
+		return r, fmt.Sprintf("rule %s: custom.status %v must be an HTTP 4xx status", r.Code, s)
+	}
+	r.Status = n
 	return r, ""
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"maps"
+	"regexp"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -49,18 +51,52 @@ func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error
 		cov = cover.New()
 		runner.SetCoverageQueryTracer(cov)
 	}
-	ch, err := runner.RunTests(ctx, nil)
+	report := &TestReport{}
+	results, err := runTests(ctx, runner)
 	if err != nil {
 		return nil, &PolicyError{Source: p.source, Problems: describeErrors(err)}
 	}
-	report := &TestReport{}
-	for res := range ch {
-		report.Results = append(report.Results, res)
+	// Tracing every test is slow; re-run only the failures with tracing, so that the report can show the
+	// expression each one failed at.
+	var failed []string
+	for _, res := range results {
+		if !res.Pass() {
+			failed = append(failed, regexp.QuoteMeta(res.Package+"."+res.Name))
+		}
 	}
+	if len(failed) > 0 {
+		traced, err := runTests(ctx, tester.NewRunner().
+			SetStore(inmem.NewFromObject(p.data)).
+			SetModules(modules).
+			EnableTracing(true).
+			Filter("^("+strings.Join(failed, "|")+")$"))
+		if err == nil && len(traced) == len(failed) {
+			kept := results[:0]
+			for _, res := range results {
+				if res.Pass() {
+					kept = append(kept, res)
+				}
+			}
+			results = append(kept, traced...)
+		}
+	}
+	report.Results = results
 	if cov != nil {
 		report.Coverage = policyCoverage(cov.Report(p.Modules()), p.Modules())
 	}
 	return report, nil
+}
+
+func runTests(ctx context.Context, runner *tester.Runner) ([]*tester.Result, error) {
+	ch, err := runner.RunTests(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var results []*tester.Result
+	for res := range ch {
+		results = append(results, res)
+	}
+	return results, nil
 }
 
 // policyCoverage keeps the coverage of the policy's own files, not of the tests that exercise them.

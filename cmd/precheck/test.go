@@ -71,7 +71,7 @@ func writeTestText(e *env, report *policy.TestReport, verbose bool) error {
 		ch <- r
 	}
 	close(ch)
-	rep := tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true, LocalVars: true}
+	rep := tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true}
 	if err := rep.Report(ch); err != nil {
 		return err
 	}

@@ -1,0 +1,213 @@
+package policy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/hashicorp/go-version"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/precheck/precheck/policy"
+)
+
+// BenchmarkDecision decides the API page's example request with all facts on the default policy, in every
+// way precheck can, side by side in one run:
+//
+//	rego         our engine: Engine.CheckJSON on the document's bytes (OPA topdown underneath)
+//	opa-topdown  the baseline: the same policy as a bare OPA PreparedEvalQuery.Eval on a decoded document
+//	native       the floor: the same rules hand-written in Go (below, in this file only)
+func BenchmarkDecision(b *testing.B) {
+	ctx := context.Background()
+	doc, err := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := policy.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	eng, err := policy.New(ctx, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want, err := eng.CheckJSON(ctx, doc)
+	if err != nil || !want.Allowed {
+		b.Fatalf("the example is not allowed: %+v, %v", want, err)
+	}
+	b.Run("rego", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := eng.CheckJSON(ctx, doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	opts := []func(*rego.Rego){rego.Query(policy.Query), rego.Store(inmem.NewFromObject(p.Data()))}
+	for _, m := range p.Modules() {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var input any
+	if err := json.Unmarshal(doc, &input); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("opa-topdown", func(b *testing.B) {
+		for b.Loop() {
+			rs, err := pq.Eval(ctx, rego.EvalInput(input))
+			if err != nil || len(rs) != 1 {
+				b.Fatal(rs, err)
+			}
+		}
+	})
+
+	native := newNativeChecker(p.Data())
+	if got, err := native.checkJSON(doc); err != nil || !reflect.DeepEqual(got, want) {
+		b.Fatalf("native decision differs:\n got %+v (%v)\nwant %+v", got, err, want)
+	}
+	b.Run("native", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := native.checkJSON(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// nativeChecker is the default policy's rules written in Go, as fast as they can be: the floor that shows
+// how far a policy engine is from the limit. It reads its thresholds from the same data.json.
+type nativeChecker struct {
+	minCluster, minAgent *version.Version
+	algorithms           []string
+	classes              map[string][]string
+	available            []string
+	keyID, projectID     *regexp.Regexp
+	clusterID            *regexp.Regexp
+}
+
+func newNativeChecker(data map[string]any) *nativeChecker {
+	cfg := data["precheck"].(map[string]any)["config"].(map[string]any)
+	strs := func(v any) []string {
+		var out []string
+		for _, s := range v.([]any) {
+			out = append(out, s.(string))
+		}
+		return out
+	}
+	patterns := cfg["patterns"].(map[string]any)
+	n := &nativeChecker{
+		minCluster: version.Must(version.NewVersion(cfg["min_cluster_version"].(string))),
+		minAgent:   version.Must(version.NewVersion(cfg["min_guest_agent_version"].(string))),
+		algorithms: strs(cfg["algorithms"]),
+		available:  strs(cfg["available_statuses"]),
+		classes:    map[string][]string{},
+		keyID:      regexp.MustCompile(patterns["master_key_id"].(string)),
+		projectID:  regexp.MustCompile(patterns["project_id"].(string)),
+		clusterID:  regexp.MustCompile(patterns["cluster_id"].(string)),
+	}
+	for name, c := range cfg["tenants"].(map[string]any)["classes"].(map[string]any) {
+		n.classes[name] = strs(c.(map[string]any)["algorithms"])
+	}
+	return n
+}
+
+type nativeInput struct {
+	Request struct {
+		ProjectID string `json:"project_id"`
+		ClusterID string `json:"cluster_id"`
+		Body      struct {
+			Encrypt *struct {
+				MasterKeyID    string `json:"master_key_id"`
+				MasterKeyName  string `json:"master_key_name"`
+				CryptAlgorithm string `json:"crypt_algorithm"`
+			} `json:"encrypt"`
+		} `json:"body"`
+	} `json:"request"`
+	Cluster struct {
+		Version           string            `json:"version"`
+		GuestAgentVersion string            `json:"guest_agent_version"`
+		Status            string            `json:"status"`
+		TaskStatus        *string           `json:"task_status"`
+		ActionProgress    map[string]string `json:"action_progress"`
+		Encrypted         *bool             `json:"encrypted"`
+		DRRelationship    *bool             `json:"dr_relationship"`
+	} `json:"cluster"`
+	Key *struct {
+		KeyID    string `json:"key_id"`
+		KeyState string `json:"key_state"`
+	} `json:"key"`
+	Tenant struct {
+		Class string `json:"class"`
+	} `json:"tenant"`
+}
+
+func (n *nativeChecker) checkJSON(doc []byte) (*policy.Decision, error) {
+	var in nativeInput
+	if err := json.Unmarshal(doc, &in); err != nil {
+		return nil, err
+	}
+	d := &policy.Decision{Violations: []policy.Violation{}}
+	deny := func(code, field, msg string) {
+		d.Violations = append(d.Violations, policy.Violation{Code: code, Field: field, Severity: "deny", Message: msg})
+	}
+	enc := in.Request.Body.Encrypt
+	switch {
+	case enc == nil:
+		deny("PRECHECK-REQ-001", "request.body.encrypt", "no encrypt object")
+	default:
+		if !n.keyID.MatchString(enc.MasterKeyID) {
+			deny("PRECHECK-REQ-002", "request.body.encrypt.master_key_id", "not a KMS key ID")
+		}
+		if !slices.Contains(n.algorithms, enc.CryptAlgorithm) {
+			deny("PRECHECK-REQ-003", "request.body.encrypt.crypt_algorithm", "unknown algorithm")
+		} else if allowed, ok := n.classes[in.Tenant.Class]; ok && !slices.Contains(allowed, enc.CryptAlgorithm) {
+			deny("PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm", "algorithm not allowed")
+		}
+	}
+	if !n.projectID.MatchString(in.Request.ProjectID) {
+		deny("PRECHECK-REQ-005", "request.project_id", "malformed")
+	}
+	if !n.clusterID.MatchString(in.Request.ClusterID) {
+		deny("PRECHECK-REQ-006", "request.cluster_id", "malformed")
+	}
+	if v, err := version.NewVersion(in.Cluster.Version); err != nil || v.LessThan(n.minCluster) {
+		deny("PRECHECK-VER-001", "cluster.version", "too old")
+	}
+	if v, err := version.NewVersion(in.Cluster.GuestAgentVersion); err != nil || v.LessThan(n.minAgent) {
+		deny("PRECHECK-VER-002", "cluster.guest_agent_version", "too old")
+	}
+	if !slices.Contains(n.available, in.Cluster.Status) {
+		deny("PRECHECK-CLU-001", "cluster.status", "not available")
+	}
+	if in.Cluster.TaskStatus == nil || *in.Cluster.TaskStatus != "" || len(in.Cluster.ActionProgress) > 0 {
+		deny("PRECHECK-CLU-002", "cluster.task_status", "busy")
+	}
+	if in.Cluster.Encrypted == nil || *in.Cluster.Encrypted {
+		deny("PRECHECK-CLU-003", "cluster.encrypted", "encrypted")
+	}
+	if in.Cluster.DRRelationship == nil || *in.Cluster.DRRelationship {
+		deny("PRECHECK-CLU-004", "cluster.dr_relationship", "DR")
+	}
+	if in.Key != nil && (in.Key.KeyState != "2" || enc == nil || in.Key.KeyID != enc.MasterKeyID) {
+		deny("PRECHECK-KEY-002", "key.key_state", "key not usable")
+	}
+	d.Warnings = []policy.Violation{{
+		Code: "PRECHECK-OPS-001", Field: "request", Severity: "warn",
+		Message:     "the conversion is irreversible and restarts the cluster",
+		Remediation: "run the conversion in a maintenance window and tell the cluster's users about the restart",
+	}}
+	d.Allowed = len(d.Violations) == 0
+	if !d.Allowed {
+		d.Error = &policy.APIError{Status: 409, ErrorCode: d.Violations[0].Code, ErrorMsg: fmt.Sprint(len(d.Violations), " violations")}
+	}
+	return d, nil
+}

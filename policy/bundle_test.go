@@ -1,0 +1,288 @@
+package policy_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/precheck/precheck/policy"
+)
+
+// writeFiles writes name -> content under a new temporary directory and returns it.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const bankRule = `# METADATA
+# title: Bank
+# description: A compliance team's own rule.
+package precheck.rules.bank
+
+# METADATA
+# title: no general cipher at the bank
+# description: The bank forbids the international algorithms everywhere.
+# custom:
+#   code: BANK-ALG-001
+#   severity: deny
+#   status: 403
+#   remediation: use SMcompatible
+findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.crypt_algorithm", "message": "the bank forbids generalCipher", "expected": "SMcompatible", "actual": "generalCipher"} if {
+	input.request.body.encrypt.crypt_algorithm == "generalCipher"
+}
+`
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"parse error", map[string]string{"bad.rego": "package precheck.rules.bad\n\nfindings contains x if {\n\tx := [1,\n}\n"},
+			[]string{"bad.rego:5:1", "rego_parse_error"}},
+		{"no metadata", map[string]string{"x.rego": "package precheck.rules.x\n\nfindings contains {} if true\n"},
+			[]string{"x.rego:3:1", "findings rule has no METADATA"}},
+		{"bad code", map[string]string{"x.rego": strings.Replace(bankRule, "BANK-ALG-001", "DWS.0001", 1)},
+			[]string{"x.rego:14:1", `custom.code "DWS.0001"`}},
+		{"duplicate code", map[string]string{"x.rego": strings.Replace(bankRule, "BANK-ALG-001", "PRECHECK-VER-002", 1)},
+			[]string{"rule code PRECHECK-VER-002 is already used"}},
+		{"bad severity", map[string]string{"x.rego": strings.Replace(bankRule, "severity: deny", "severity: block", 1)},
+			[]string{`custom.severity "block" must be deny or warn`}},
+		{"bad status", map[string]string{"x.rego": strings.Replace(bankRule, "status: 403", "status: 200", 1)},
+			[]string{"custom.status 200 must be an HTTP 4xx status"}},
+		{"no status", map[string]string{"x.rego": strings.Replace(bankRule, "#   status: 403\n", "", 1)},
+			[]string{"METADATA has no custom.status"}},
+		{"bad level", map[string]string{"data.json": `{"precheck": {"levels": {"global": {"PRECHECK-VER-002": "block"}}}}`},
+			[]string{"data.precheck.levels.global.PRECHECK-VER-002: level block must be deny, warn or off"}},
+		{"level of unknown rule", map[string]string{"data.json": `{"precheck": {"levels": {"tenant_classes": {"regulated": {"NO-SUCH-1": "off"}}}}}`},
+			[]string{"data.precheck.levels.tenant_classes.regulated: NO-SUCH-1 is not a rule code"}},
+		{"bad minimum version", map[string]string{"data.json": `{"precheck": {"config": {"min_guest_agent_version": "8.3.x"}}}`},
+			[]string{"data.precheck.config.min_guest_agent_version: 8.3.x is not a version"}},
+		{"malformed data", map[string]string{"data.json": `{"precheck": `},
+			[]string{"data.json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFiles(t, tt.files)
+			p, err := policy.LoadWithOverrides(dir)
+			var perr *policy.PolicyError
+			if !errors.As(err, &perr) {
+				t.Fatalf("loaded %v, err %v; want a PolicyError", p != nil, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCompileErrorNamesFileLineColumn(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"oops.rego": "package precheck.rules.oops\n\nx := y\n"})
+	p, err := policy.LoadWithOverrides(dir)
+	if err != nil {
+		t.Fatal(err) // it parses; it does not compile
+	}
+	_, err = policy.New(context.Background(), p)
+	want := filepath.Join(dir, "oops.rego") + ":3:6: rego_unsafe_var_error"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %q", err, want)
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"bank.rego": bankRule,
+		"data.json": `{"precheck": {"config": {"min_guest_agent_version": "8.3.1"}, "levels": {"global": {"PRECHECK-OPS-001": "off"}}}}`,
+	})
+	p, err := policy.LoadWithOverrides(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Catalog().Lookup("BANK-ALG-001"); !ok {
+		t.Error("the override's rule is not in the catalog")
+	}
+	if _, ok := p.Catalog().Lookup("PRECHECK-VER-002"); !ok {
+		t.Error("the default's rules are gone from the catalog")
+	}
+	e, err := policy.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	d, err := e.CheckJSON(context.Background(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := outline(d.Violations)
+	want := []string{"BANK-ALG-001 request.body.encrypt.crypt_algorithm", "PRECHECK-VER-002 cluster.guest_agent_version"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("violations %q, want %q", got, want)
+	}
+	if len(d.Warnings) != 0 {
+		t.Errorf("PRECHECK-OPS-001 is off, yet warnings are %q", outline(d.Warnings))
+	}
+	// Data merges member by member: the other thresholds and the tenant classes are still the default's.
+	cfg := p.Data()["precheck"].(map[string]any)["config"].(map[string]any)
+	if cfg["min_cluster_version"] != "8.0.0" || cfg["min_guest_agent_version"] != "8.3.1" {
+		t.Errorf("merged config = %v", cfg)
+	}
+}
+
+func TestOverlayReplacesFileAtSamePath(t *testing.T) {
+	// A file at the same path as a default one replaces it: here the restart warning goes away.
+	dir := writeFiles(t, map[string]string{"restart.rego": "package precheck.rules.restart\n"})
+	p, err := policy.LoadWithOverrides(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.Catalog().Lookup("PRECHECK-OPS-001"); ok {
+		t.Error("the replaced file's rule is still in the catalog")
+	}
+}
+
+func TestLoadBundleFile(t *testing.T) {
+	def, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := def.Bundle()
+	b.Manifest.Revision = "2026-11-27.1"
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(*b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Revision() != "2026-11-27.1" {
+		t.Errorf("revision %q, want the manifest's", p.Revision())
+	}
+	if len(p.Catalog().Rules) != len(def.Catalog().Rules) {
+		t.Errorf("bundle has %d rules, the default %d", len(p.Catalog().Rules), len(def.Catalog().Rules))
+	}
+	if _, err := policy.New(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadMissingPath(t *testing.T) {
+	_, err := policy.Load(filepath.Join(t.TempDir(), "nope"))
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRevisionIsContentDigest(t *testing.T) {
+	a, _ := policy.Default()
+	b, _ := policy.Default()
+	if a.Revision() != b.Revision() || !strings.HasPrefix(a.Revision(), "sha256:") {
+		t.Fatalf("revisions %q and %q", a.Revision(), b.Revision())
+	}
+	over, err := policy.LoadWithOverrides(writeFiles(t, map[string]string{"data.json": `{"precheck": {"config": {"min_cluster_version": "8.1.0"}}}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if over.Revision() == a.Revision() {
+		t.Error("changed data, same revision")
+	}
+}
+
+func TestReloadKeepsLastGoodPolicy(t *testing.T) {
+	e := newEngine(t)
+	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	before := e.Policy().Revision()
+
+	broken, err := policy.LoadWithOverrides(writeFiles(t, map[string]string{"oops.rego": "package precheck.rules.oops\n\nx := y\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background(), broken); err == nil {
+		t.Fatal("reload of a policy that does not compile succeeded")
+	}
+	if e.Policy().Revision() != before {
+		t.Error("a failed reload replaced the policy")
+	}
+	if d, err := e.CheckJSON(context.Background(), doc); err != nil || !d.Allowed {
+		t.Fatalf("after a failed reload: %+v, %v", d, err)
+	}
+
+	stricter, err := policy.LoadWithOverrides(writeFiles(t, map[string]string{"data.json": `{"precheck": {"config": {"min_guest_agent_version": "9.0.0"}}}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background(), stricter); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.CheckJSON(context.Background(), doc); err != nil || d.Allowed {
+		t.Fatalf("after reloading a stricter policy: %+v, %v", d, err)
+	}
+}
+
+// TestConcurrentCheckAndReload runs parallel checks while the policy is reloaded over and over; with -race
+// it also proves the engine's sharing safe. Each decision must come whole from one policy or the other.
+func TestConcurrentCheckAndReload(t *testing.T) {
+	e := newEngine(t)
+	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	lenient, _ := policy.Default()
+	strict, err := policy.LoadWithOverrides(writeFiles(t, map[string]string{"data.json": `{"precheck": {"config": {"min_guest_agent_version": "9.0.0"}}}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var checks atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for !stop.Load() {
+				d, err := e.CheckJSON(context.Background(), doc)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !d.Allowed && (len(d.Violations) != 1 || d.Violations[0].Code != "PRECHECK-VER-002") {
+					t.Errorf("a decision from neither policy: %+v", d)
+					return
+				}
+				checks.Add(1)
+			}
+		})
+	}
+	for i := range 20 {
+		p := lenient
+		if i%2 == 0 {
+			p = strict
+		}
+		if err := e.Reload(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for checks.Load() < 50 {
+		// let the checkers overlap the reloads and run a while after them
+	}
+	stop.Store(true)
+	wg.Wait()
+}

@@ -1,0 +1,136 @@
+package policy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/precheck/precheck/policy"
+)
+
+// The shortest use: load the embedded default policy once, then check calls before making them.
+func ExampleEngine_Check() {
+	ctx := context.Background()
+	p, err := policy.Default()
+	if err != nil {
+		panic(err)
+	}
+	engine, err := policy.New(ctx, p)
+	if err != nil {
+		panic(err)
+	}
+	defer engine.Close(ctx)
+
+	d, err := engine.Check(ctx, &policy.Input{
+		Request: policy.Request{
+			ProjectID: "89cd04f168b84af6be287f71730fdb4b",
+			ClusterID: "97cbaab3-939e-4dbc-9187-0fe240f2b9fd",
+			Body:      json.RawMessage(`{"encrypt": {"crypt_algorithm": "generalCipher", "master_key_id": "0f3196c8-5c23-469f-84da-92ecd2499dce"}}`),
+		},
+		Cluster: &policy.Cluster{
+			Version:           "8.1.3.310",
+			GuestAgentVersion: "8.3.0.199",
+			Status:            "AVAILABLE",
+			TaskStatus:        policy.String(""),
+			Encrypted:         policy.Bool(false),
+			DRRelationship:    policy.Bool(false),
+		},
+		Tenant: &policy.Tenant{Class: "regulated"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("allowed:", d.Allowed)
+	for _, v := range d.Violations {
+		fmt.Printf("%s %s: %s\n", v.Code, v.Field, v.Message)
+	}
+	fmt.Printf("a gate answers %d %s\n", d.Error.Status, d.Error.ErrorCode)
+	// Output:
+	// allowed: false
+	// PRECHECK-TEN-001 request.body.encrypt.crypt_algorithm: crypt_algorithm generalCipher is not allowed for tenant class regulated; it allows only SMcompatible
+	// PRECHECK-VER-002 cluster.guest_agent_version: guestAgent version 8.3.0.199 is below the required 8.3.0.200
+	// a gate answers 403 PRECHECK-TEN-001
+}
+
+// CheckJSON takes the input document as JSON, as the command and the HTTP API do; wrong types inside it are
+// violations, malformed JSON is an *InputError naming line and column.
+func ExampleEngine_CheckJSON() {
+	ctx := context.Background()
+	p, _ := policy.Default()
+	engine, _ := policy.New(ctx, p)
+	defer engine.Close(ctx)
+
+	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	d, _ := engine.CheckJSON(ctx, doc)
+	fmt.Println("allowed:", d.Allowed)
+	for _, w := range d.Warnings {
+		fmt.Println("warning:", w.Code, w.Message)
+	}
+
+	_, err := engine.CheckJSON(ctx, []byte("{\n  \"request\": {,}\n}"))
+	fmt.Println(err)
+	// Output:
+	// allowed: true
+	// warning: PRECHECK-OPS-001 the conversion is irreversible and restarts the cluster
+	// input: line 2, column 15: malformed JSON: invalid character ',' looking for beginning of object key string
+}
+
+// A compliance team's overrides layer over the default: here data alone raises a threshold.
+func ExampleLoadWithOverrides() {
+	dir, _ := os.MkdirTemp("", "overrides")
+	defer os.RemoveAll(dir)
+	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_guest_agent_version": "8.3.1"}}}`), 0o644)
+
+	p, err := policy.LoadWithOverrides(dir)
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	engine, _ := policy.New(ctx, p)
+	defer engine.Close(ctx)
+	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	d, _ := engine.CheckJSON(ctx, doc)
+	fmt.Println(d.Violations[0].Message)
+	// Output:
+	// guestAgent version 8.3.0.200 is below the required 8.3.1
+}
+
+// Reload swaps the policy atomically; a policy that fails to prepare leaves the engine as it was.
+func ExampleEngine_Reload() {
+	ctx := context.Background()
+	p, _ := policy.Default()
+	engine, _ := policy.New(ctx, p)
+	defer engine.Close(ctx)
+
+	dir, _ := os.MkdirTemp("", "broken")
+	defer os.RemoveAll(dir)
+	os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package precheck.rules.broken\n\nx := y\n"), 0o644)
+	broken, _ := policy.LoadWithOverrides(dir)
+
+	err := engine.Reload(ctx, broken)
+	fmt.Println("reload failed:", err != nil)
+	fmt.Println("still serving:", engine.Policy().Revision() == p.Revision())
+	// Output:
+	// reload failed: true
+	// still serving: true
+}
+
+// The rule catalog comes from the rules' METADATA.
+func ExamplePolicy_Catalog() {
+	p, _ := policy.Default()
+	r, _ := p.Catalog().Lookup("PRECHECK-VER-002")
+	fmt.Println(r.Title, "|", r.Severity, r.Status)
+	// Output:
+	// guestAgent version too old or unparseable | deny 409
+}
+
+// Test runs the policy's Rego unit tests with the project's builtins.
+func ExamplePolicy_Test() {
+	p, _ := policy.Default()
+	report, _ := p.Test(context.Background(), policy.TestOptions{Run: "test_builtins"})
+	fmt.Println(len(report.Results), "test, passed:", report.Passed())
+	// Output:
+	// 1 test, passed: true
+}
