@@ -46,6 +46,12 @@ type PolicyError struct {
 	Problems []string
 }
 
+// NewPolicyError describes an error of OPA's parser or compiler about the policy from source, one problem
+// per line with its file:line:col.
+func NewPolicyError(source string, err error) *PolicyError {
+	return &PolicyError{Source: source, Problems: describeErrors(err)}
+}
+
 func (e *PolicyError) Error() string {
 	return fmt.Sprintf("policy %s: %s", e.Source, strings.Join(e.Problems, "; "))
 }
@@ -100,7 +106,7 @@ func readBundle(fsys fs.FS, root, source string) (*bundle.Bundle, error) {
 		WithRegoVersion(ast.RegoV1).
 		AsBundle(root)
 	if err != nil {
-		return nil, &PolicyError{Source: source, Problems: describeErrors(err)}
+		return nil, NewPolicyError(source, err)
 	}
 	return b, nil
 }
@@ -216,9 +222,15 @@ func parsed(files []bundle.ModuleFile) map[string]*ast.Module {
 	return out
 }
 
-// Bundle returns the policy as an OPA bundle without its tests, for compilers that take bundles.
+// Bundle returns the policy as an OPA bundle without its tests, for compilers that take bundles. The
+// modules are copies: OPA's compilers rewrite the modules they are given.
 func (p *Policy) Bundle() *bundle.Bundle {
-	return &bundle.Bundle{Manifest: p.manifest, Data: p.data, Modules: slices.Clone(p.modules)}
+	modules := make([]bundle.ModuleFile, len(p.modules))
+	for i, m := range p.modules {
+		m.Parsed = m.Parsed.Copy()
+		modules[i] = m
+	}
+	return &bundle.Bundle{Manifest: p.manifest, Data: p.data, Modules: modules}
 }
 
 // describeErrors turns OPA's errors into one line per problem, each with its file:line:col.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
@@ -54,6 +55,10 @@ func ReadDocument(data []byte, l Limits) (*Document, error) {
 	if !json.Valid(data) {
 		return nil, syntaxError(data)
 	}
+	if !utf8.Valid(data) { // encoding/json lets invalid UTF-8 through; JSON (RFC 8259) and OPA's wasm parser do not
+		line, col := position(data, int64(invalidUTF8At(data))+1)
+		return nil, &InputError{Line: line, Column: col, Msg: "not valid UTF-8"}
+	}
 	if err := checkShape(data, l.MaxDepth); err != nil {
 		return nil, err
 	}
@@ -84,6 +89,17 @@ func (d *Document) Value() (ast.Value, error) {
 		d.value, d.err = ast.InterfaceToValue(x)
 	})
 	return d.value, d.err
+}
+
+func invalidUTF8At(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(data)
 }
 
 // syntaxError locates the first syntax error in data (which json.Valid rejected) by line and column.

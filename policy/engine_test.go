@@ -191,6 +191,7 @@ func TestBadInput(t *testing.T) {
 		{"a string", `"request"`, "must be a JSON object", 0, 0},
 		{"too deep", deep, "nested deeper than the limit of 32 levels", 1, 161},
 		{"too big", huge, "over the limit of 1048576 bytes", 0, 0},
+		{"invalid UTF-8", "{\n \"tenant\": {\"class\": \"\xff\"}}", "not valid UTF-8", 2, 23},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

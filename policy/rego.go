@@ -31,7 +31,7 @@ func (regoBackend) Prepare(ctx context.Context, p *Policy) (Evaluator, error) {
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
-		return nil, &PolicyError{Source: p.Source(), Problems: describeErrors(err)}
+		return nil, NewPolicyError(p.Source(), err)
 	}
 	return &regoEvaluator{pq: pq}, nil
 }

@@ -54,7 +54,7 @@ func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error
 	report := &TestReport{}
 	results, err := runTests(ctx, runner)
 	if err != nil {
-		return nil, &PolicyError{Source: p.source, Problems: describeErrors(err)}
+		return nil, NewPolicyError(p.source, err)
 	}
 	// Tracing every test is slow; re-run only the failures with tracing, so that the report can show the
 	// expression each one failed at.

@@ -27,6 +27,11 @@ test_encrypt_missing[note] if {
 	t.denied_by(d, "PRECHECK-REQ-001", "request.body.encrypt")
 	contains(t.message_of(d, "PRECHECK-REQ-001", "request.body.encrypt"), tc.says)
 	d.error.status == 400
+
+	# Without an encrypt object its members are not reported again.
+	not t.has_code(d, "PRECHECK-REQ-002")
+	not t.has_code(d, "PRECHECK-REQ-003")
+	not t.has_code(d, "PRECHECK-REQ-004")
 }
 
 test_master_key_id[note] if {

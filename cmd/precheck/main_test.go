@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/precheck/precheck/policy"
 )
+
+var update = flag.Bool("update", false, "rewrite the README's generated rule catalog")
 
 // precheck runs the command in-process and returns its exit code and output.
 func precheck(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -247,8 +250,15 @@ func TestREADMECatalogIsCurrent(t *testing.T) {
 		t.Fatalf("README has no %q ... %q section", begin, end)
 	}
 	_, want, _ := precheck(t, "", "rules", "--format", "markdown")
+	if *update {
+		s = s[:i+len(begin)] + want + s[j:]
+		if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if got := s[i+len(begin) : j]; got != want {
-		t.Errorf("the README's rule catalog is stale; regenerate it with: go run ./cmd/precheck rules --format markdown\n--- README\n%s\n--- generated\n%s", got, want)
+		t.Errorf("the README's rule catalog is stale; regenerate it with: go test ./cmd/precheck -run README -update\n--- README\n%s\n--- generated\n%s", got, want)
 	}
 }
 
@@ -295,5 +305,50 @@ func TestREADMEQuickStart(t *testing.T) {
 	}
 	if !strings.Contains(string(ci), cmds[1]) {
 		t.Errorf(".ci/run does not run the README's test command %q", cmds[1])
+	}
+}
+
+// TestWasmEngineMatchesRego: --engine wasm gives the same output and exit code as --engine rego on every
+// example, in both formats.
+func TestWasmEngineMatchesRego(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/inputs/*.json")
+	for _, f := range files {
+		for _, format := range []string{"json", "text"} {
+			codeR, outR, errR := precheck(t, "", "check", "--input", f, "--format", format, "--engine", "rego")
+			codeW, outW, errW := precheck(t, "", "check", "--input", f, "--format", format, "--engine", "wasm")
+			if codeR != codeW || outR != outW || errR != errW {
+				t.Errorf("%s (%s): rego exit %d, wasm exit %d\n--- rego\n%s%s\n--- wasm\n%s%s", filepath.Base(f), format, codeR, codeW, outR, errR, outW, errW)
+			}
+		}
+	}
+}
+
+func TestBuildVerb(t *testing.T) {
+	dir := t.TempDir()
+	mod, bundlePath := filepath.Join(dir, "precheck.wasm"), filepath.Join(dir, "bundle.tar.gz")
+	code, out, errOut := precheck(t, "", "build", "-o", mod, "--bundle", bundlePath)
+	if code != exitAllowed {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	data, err := os.ReadFile(mod)
+	if err != nil || !bytes.HasPrefix(data, []byte("\x00asm")) {
+		t.Fatalf("%s is not a wasm module: %v", mod, err)
+	}
+	if !strings.Contains(out, "entrypoint precheck/decision") {
+		t.Errorf("output: %s", out)
+	}
+	// The bundle is a policy precheck can load too (its Rego sources travel with it).
+	code, _, errOut = precheck(t, "", "check", "--input", "../../examples/inputs/allowed-api-example.json", "--policy", bundlePath, "--no-default", "--engine", "wasm")
+	if code != exitAllowed {
+		t.Errorf("checking with the built bundle: exit %d\n%s", code, errOut)
+	}
+	broken := t.TempDir()
+	os.WriteFile(filepath.Join(broken, "broken.rego"), []byte("package precheck.rules.broken\n\nx := y\n"), 0o644)
+	code, _, errOut = precheck(t, "", "build", "-o", filepath.Join(dir, "broken.wasm"), "--policy", broken)
+	if code != exitPolicy || !strings.Contains(errOut, "broken.rego:3:6") {
+		t.Errorf("broken policy: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "broken.wasm")); !os.IsNotExist(err) {
+		t.Error("a failed build left a module behind")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/wasm"
 )
 
 // policyFlags are the flags every verb that loads a policy shares.
@@ -49,17 +50,7 @@ func (f *policyFlags) newEngine(ctx context.Context, p *policy.Policy) (*policy.
 // backends are the engines a command can choose with --engine.
 var backends = map[string]func() policy.Backend{
 	"rego": policy.Rego,
+	"wasm": func() policy.Backend { return wasm.Backend(wasm.Config{}) },
 }
 
-func engineNames() string {
-	names := ""
-	for _, n := range []string{"rego", "wasm"} {
-		if _, ok := backends[n]; ok {
-			if names != "" {
-				names += "|"
-			}
-			names += n
-		}
-	}
-	return names
-}
+func engineNames() string { return formatNames(backends) }

@@ -1,0 +1,159 @@
+package wasm_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/wasm"
+)
+
+// engines returns a rego and a wasm engine on the default policy, built once per test binary.
+var engines = sync.OnceValues(func() ([2]*policy.Engine, error) {
+	ctx := context.Background()
+	p, err := policy.Default()
+	if err != nil {
+		return [2]*policy.Engine{}, err
+	}
+	r, err := policy.New(ctx, p)
+	if err != nil {
+		return [2]*policy.Engine{}, err
+	}
+	w, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{})))
+	return [2]*policy.Engine{r, w}, err
+})
+
+func bothEngines(t testing.TB) (rego, wasm *policy.Engine) {
+	t.Helper()
+	e, err := engines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e[0], e[1]
+}
+
+// corpus is every input document the project keeps: the policy's test corpus and the examples.
+func corpus(t testing.TB) map[string][]byte {
+	t.Helper()
+	docs := map[string][]byte{}
+	files, _ := filepath.Glob("../policy/testdata/corpus/*.json")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Input json.RawMessage `json:"input"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatal(err)
+		}
+		docs["corpus/"+filepath.Base(f)] = c.Input
+	}
+	examples, _ := filepath.Glob("../examples/inputs/*.json")
+	for _, f := range examples {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs["examples/"+filepath.Base(f)] = data
+	}
+	if len(docs) < 40 {
+		t.Fatalf("only %d documents", len(docs))
+	}
+	return docs
+}
+
+// decideBoth decides doc on both engines and fails unless they agree byte for byte (or refuse the document
+// with the same error).
+func decideBoth(t *testing.T, ctx context.Context, doc []byte) []byte {
+	t.Helper()
+	r, w := bothEngines(t)
+	dr, errR := r.CheckJSON(ctx, doc)
+	dw, errW := w.CheckJSON(ctx, doc)
+	if errR != nil || errW != nil {
+		var inR, inW *policy.InputError
+		if !errors.As(errR, &inR) || !errors.As(errW, &inW) || errR.Error() != errW.Error() {
+			t.Fatalf("rego: %v\nwasm: %v", errR, errW)
+		}
+		return nil
+	}
+	jr, _ := json.Marshal(dr)
+	jw, _ := json.Marshal(dw)
+	if !bytes.Equal(jr, jw) {
+		t.Fatalf("decisions differ for %s\nrego: %s\nwasm: %s", doc, jr, jw)
+	}
+	return jr
+}
+
+func TestDifferentialCorpus(t *testing.T) {
+	ctx := context.Background()
+	for name, doc := range corpus(t) {
+		t.Run(name, func(t *testing.T) {
+			if decideBoth(t, ctx, doc) == nil {
+				t.Fatal("the document was refused")
+			}
+		})
+	}
+}
+
+// The same under a context that can end: the wasm host then runs its interruptible code.
+func TestDifferentialCorpusCancellableContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for name, doc := range corpus(t) {
+		t.Run(name, func(t *testing.T) { decideBoth(t, ctx, doc) })
+	}
+}
+
+// FuzzDifferential: for any bytes, both engines refuse them alike or decide alike.
+func FuzzDifferential(f *testing.F) {
+	for _, doc := range corpus(f) {
+		f.Add(doc)
+	}
+	for _, s := range []string{`{}`, `{"request": {"body": {"encrypt": {"master_key_id": 1.50, "crypt_algorithm": -0}}}}`,
+		`{"cluster": {"version": "8.3.0.200", "sub_status": "DEGRADED|READONLY", "action_progress": {"b": 1, "a": [2]}}}`,
+		`{"tenant": {"class": "` + "\u00e9\u4e2d" + `"}, "key": {"key_id": "x", "key_state": "7"}}`,
+		`{"request": {"project_id": "` + "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x" + `"}}`,
+		`{"request": {"body": {"encrypt": {"x\"y": 1, "": 2}}}}`, `{"cluster": {"tags": [{"key": "compliance", "value": "regulated"}, 3]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		decideBoth(t, context.Background(), doc)
+	})
+}
+
+// FuzzDifferentialFields varies the members the rules read, inside the example document, so that the fuzzer
+// explores the policy's branches rather than JSON syntax.
+func FuzzDifferentialFields(f *testing.F) {
+	f.Add("8.1.3.310", "8.3.0.200", "AVAILABLE", "NORMAL", "", "generalCipher", "0f3196c8-5c23-469f-84da-92ecd2499dce", "2", "default", false)
+	f.Add("10.0.0", "8.3.0.1999", "ACTIVE", "DEGRADED | READONLY", "SNAPSHOTTING", "SMcompatible", "KMS-1abd-1016", "3", "regulated", true)
+	f.Add("8.0.0-rc1", "v8.3.0", "", "UNBALANCED|", "x", "", "", "", "bank", false)
+	f.Fuzz(func(t *testing.T, ver, agent, status, sub, task, alg, keyID, keyState, class string, encrypted bool) {
+		doc := map[string]any{
+			"request": map[string]any{
+				"project_id": "89cd04f168b84af6be287f71730fdb4b",
+				"cluster_id": "97cbaab3-939e-4dbc-9187-0fe240f2b9fd",
+				"body":       map[string]any{"encrypt": map[string]any{"crypt_algorithm": alg, "master_key_id": keyID, "master_key_name": class}},
+			},
+			"cluster": map[string]any{
+				"version": ver, "guest_agent_version": agent, "status": status, "sub_status": sub,
+				"task_status": task, "encrypted": encrypted, "dr_relationship": false,
+			},
+			"key":    map[string]any{"key_id": keyID, "key_state": keyState},
+			"tenant": map[string]any{"class": class},
+		}
+		data, err := json.Marshal(doc)
+		if err != nil {
+			t.Skip()
+		}
+		decideBoth(t, context.Background(), data)
+	})
+}

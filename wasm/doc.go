@@ -1,0 +1,36 @@
+// Package wasm compiles a precheck policy to an OPA WebAssembly module and evaluates it on the project's
+// own host, built on github.com/tetratelabs/wazero (pure Go, no cgo).
+//
+//	engine, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{})))
+//
+// gives an Engine whose decisions are byte-identical to the rego backend's, several times faster.
+//
+// # The module
+//
+// Compile (and `precheck build`) produce precheck.wasm, an OPA wasm module (ABI 1.2+) with one entrypoint,
+// precheck/decision, whose result is the decision document. Any OPA WebAssembly host can run it, given:
+//
+//   - env.memory, and the functions env.opa_abort, env.opa_println and env.opa_builtin0..4;
+//   - the data document (the policy's data.json) parsed into the module, and the input document;
+//   - the builtins the module imports by name (its "builtins" export): the project's dws.version_compare(a, b)
+//     (-1, 0 or 1 by hashicorp/go-version; undefined, that is a 0 result address, unless both are version
+//     strings) and dws.version_valid(a) (a boolean), plus any standard builtin OPA does not compile into
+//     wasm that a policy uses.
+//
+// `precheck build --bundle` also writes an OPA bundle (.manifest with the revision and the wasm entrypoint,
+// data.json, /policy.wasm) for hosts that load bundles.
+//
+// # The host
+//
+// The host (internal/opahost) uses the opa_eval fast path: the data document is parsed once per instance,
+// each evaluation writes the input JSON straight into memory and resets the heap. Imported builtins are
+// bound by name when the module loads, served by OPA's Go implementations (which include the project's,
+// registered by package policy); a builtin the host cannot serve fails the load with its name. Instances
+// are pooled (one per evaluation in flight, bounded), memory is capped, and an evaluation under a context
+// that can end is stopped by its cancellation or deadline; an instance that trapped, aborted or was cut off
+// is discarded and replaced.
+//
+// An evaluation under a context that can never end (context.Background()) runs on code compiled without
+// wazero's termination checks, which make OPA's evaluator several times slower; see opahost's package
+// documentation.
+package wasm

@@ -1,0 +1,83 @@
+package opahost
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/compile"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// compileWasm compiles Rego sources (file name -> text) to an OPA wasm
+// module with the given entrypoints. caps nil means the capabilities of
+// this OPA version (which include builtins registered by the test binary).
+// Optimisation stays at 0: higher levels have crashed the wasm target.
+func compileWasm(tb testing.TB, sources map[string]string, caps *ast.Capabilities, entrypoints ...string) []byte {
+	tb.Helper()
+	return buildWasm(tb, sources, caps, false, entrypoints)
+}
+
+// compileWasmPrint is compileWasm with print() statements kept.
+func compileWasmPrint(tb testing.TB, sources map[string]string, entrypoints ...string) []byte {
+	tb.Helper()
+	return buildWasm(tb, sources, nil, true, entrypoints)
+}
+
+func buildWasm(tb testing.TB, sources map[string]string, caps *ast.Capabilities, print bool, entrypoints []string) []byte {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, text := range sources {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	c := compile.New().
+		WithTarget(compile.TargetWasm).
+		WithEntrypoints(entrypoints...).
+		WithOptimizationLevel(0).
+		WithEnablePrintStatements(print).
+		WithPaths(dir)
+	if caps != nil {
+		c = c.WithCapabilities(caps)
+	}
+	if err := c.Build(context.Background()); err != nil {
+		tb.Fatalf("compiling %v to wasm: %v", entrypoints, err)
+	}
+	mods := c.Bundle().WasmModules
+	if len(mods) != 1 || len(mods[0].Raw) == 0 {
+		tb.Fatalf("compiled bundle has %d wasm modules, want 1", len(mods))
+	}
+	return mods[0].Raw
+}
+
+// inmemStore is an in-memory store holding data, for topdown.
+func inmemStore(data map[string]any) storage.Store { return inmem.NewFromObject(data) }
+
+// mustLoad loads module and closes it when the test ends.
+func mustLoad(tb testing.TB, module, data []byte, cfg Config) *Policy {
+	tb.Helper()
+	p, err := Load(context.Background(), module, data, cfg)
+	if err != nil {
+		tb.Fatalf("Load: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := p.Close(context.Background()); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+// entrypoint returns the id of a named entrypoint or fails the test.
+func entrypoint(tb testing.TB, p *Policy, name string) int32 {
+	tb.Helper()
+	id, ok := p.Entrypoints()[name]
+	if !ok {
+		tb.Fatalf("entrypoint %q not in %v", name, p.Entrypoints())
+	}
+	return id
+}
