@@ -187,6 +187,10 @@ func checkData(data map[string]any, c *Catalog) []string {
 			}
 		}
 	}
+	if w, ok := pc["waivers"]; ok {
+		_, errs := ParseWaivers(w, c)
+		problems = append(problems, errs...)
+	}
 	if cfg, ok := pc["config"].(map[string]any); ok {
 		for _, key := range []string{"min_cluster_version", "min_guest_agent_version"} {
 			v, present := cfg[key]

@@ -176,8 +176,8 @@ func finish(d *Decision) error {
 	if d.Warnings == nil {
 		d.Warnings = []Violation{}
 	}
-	slices.SortFunc(d.Violations, compareViolations)
-	slices.SortFunc(d.Warnings, compareViolations)
+	slices.SortFunc(d.Violations, CompareViolations)
+	slices.SortFunc(d.Warnings, CompareViolations)
 	if d.Allowed != (len(d.Violations) == 0) {
 		return fmt.Errorf("inconsistent decision: allowed is %v with %d violations", d.Allowed, len(d.Violations))
 	}
@@ -197,7 +197,8 @@ func finish(d *Decision) error {
 	return nil
 }
 
-func compareViolations(a, b Violation) int {
+// CompareViolations is the order of violations and warnings in a decision: by code, field, message, actual.
+func CompareViolations(a, b Violation) int {
 	return cmp.Or(
 		cmp.Compare(a.Code, b.Code),
 		cmp.Compare(a.Field, b.Field),

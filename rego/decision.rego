@@ -20,9 +20,9 @@ default global_levels := {}
 
 global_levels := data.precheck.levels.global
 
-# effective holds every finding at its level, in the decision's shape, without those turned off. Every
-# package under precheck.rules contributes: a compliance team adds a package, not a line here.
-effective contains {
+# leveled holds every finding at its level, in the decision's shape, without those turned off. Every package
+# under precheck.rules contributes: a compliance team adds a package, not a line here.
+leveled contains {
 	"code": rule.code,
 	"severity": level,
 	"status": rule.status,
@@ -36,6 +36,24 @@ effective contains {
 	rule := f.rule
 	level := object.get(class_levels, rule.code, object.get(global_levels, rule.code, rule.severity))
 	level != "off"
+}
+
+# effective is leveled with the waivers applied: a waived deny is a warning that names its waiver.
+effective contains f if {
+	some f in leveled
+	f.severity == "warn"
+}
+
+effective contains f if {
+	some f in leveled
+	f.severity == "deny"
+	not lib.waived[f.code]
+}
+
+effective contains object.union(f, {"severity": "warn", "message": concat("", [f.message, " (waived until ", w.expires, " for ", w.owner, ": ", w.reason, ")"])}) if {
+	some f in leveled
+	f.severity == "deny"
+	w := lib.waived[f.code]
 }
 
 violations := [object.remove(f, ["status"]) | some f in effective; f.severity == "deny"]

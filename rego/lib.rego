@@ -61,3 +61,45 @@ tenant_class := c if {
 		tag.value == mapping.value
 	})
 } else := "default"
+
+# Waivers (data.precheck.waivers, checked when the policy loads): each turns a rule's deny into a warning for
+# the calls its scope covers (every member of the scope must match), until it expires. A waiver applies while
+# the evaluation's time is before "expires", an RFC 3339 time or a date (midnight UTC starting that day).
+default waivers := []
+
+waivers := data.precheck.waivers
+
+waiver_scope := {
+	"project_id": object.get(request, "project_id", null),
+	"cluster_id": object.get(request, "cluster_id", null),
+	"tenant_class": tenant_class,
+}
+
+waiver_in_scope(w) if {
+	every key, value in w.scope {
+		waiver_scope[key] == value
+	}
+}
+
+waiver_expires_ns(w) := time.parse_rfc3339_ns(w.expires) if {
+	contains(w.expires, "T")
+} else := time.parse_rfc3339_ns(concat("", [w.expires, "T00:00:00Z"]))
+
+# waiver_active and waiver_expired hold the positions in data of the waivers that cover this call.
+waiver_active contains i if {
+	some i, w in waivers
+	waiver_in_scope(w)
+	time.now_ns() < waiver_expires_ns(w)
+}
+
+waiver_expired contains i if {
+	some i, w in waivers
+	waiver_in_scope(w)
+	time.now_ns() >= waiver_expires_ns(w)
+}
+
+# waived maps a rule code to the active waiver for it, the first one in data when several are.
+waived[code] := waivers[first] if {
+	some code in {waivers[i].rule | some i in waiver_active}
+	first := min({i | some i in waiver_active; waivers[i].rule == code})
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/precheck/precheck/policy"
 	"github.com/precheck/precheck/wasm"
@@ -156,4 +157,51 @@ func FuzzDifferentialFields(f *testing.F) {
 		}
 		decideBoth(t, context.Background(), data)
 	})
+}
+
+// TestDifferentialWithLevelsAndWaivers holds the engines together on a policy that uses what the default
+// data leaves empty: levels per tenant class, and waivers at and around their expiry.
+func TestDifferentialWithLevelsAndWaivers(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {
+		"levels": {"global": {"PRECHECK-CLU-005": "deny"}, "tenant_classes": {"regulated": {"PRECHECK-KEY-001": "off"}}},
+		"waivers": [
+			{"rule": "PRECHECK-VER-002", "scope": {"cluster_id": "97cbaab3-939e-4dbc-9187-0fe240f2b9fd"}, "reason": "vendor upgrade", "owner": "dba-team", "expires": "2027-01-01T08:00:00+08:00"},
+			{"rule": "PRECHECK-TEN-001", "scope": {"tenant_class": "regulated", "project_id": "89cd04f168b84af6be287f71730fdb4b"}, "reason": "SM4 keys pending", "owner": "security", "expires": "2026-12-01"}]}}`), 0o644)
+	p, err := policy.LoadWithOverrides(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, now := range []time.Time{time.Date(2026, 11, 30, 23, 59, 59, 0, time.UTC), expiry.Add(-time.Nanosecond), expiry} {
+		clock := policy.WithClock(func() time.Time { return now })
+		r, err := policy.New(context.Background(), p, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := policy.New(context.Background(), p, clock, policy.WithBackend(wasm.Backend(wasm.Config{})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waived := 0
+		for name, doc := range corpus(t) {
+			dr, err1 := r.CheckJSON(context.Background(), doc)
+			dw, err2 := w.CheckJSON(context.Background(), doc)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: %v %v", name, err1, err2)
+			}
+			jr, _ := json.Marshal(dr)
+			jw, _ := json.Marshal(dw)
+			if !bytes.Equal(jr, jw) {
+				t.Fatalf("at %s, %s:\nrego: %s\nwasm: %s", now, name, jr, jw)
+			}
+			if bytes.Contains(jr, []byte("waived until")) {
+				waived++
+			}
+		}
+		if waived == 0 && now.Before(expiry) {
+			t.Errorf("at %s no decision used a waiver: the test proves nothing", now)
+		}
+		w.Close(context.Background())
+	}
 }

@@ -1,0 +1,37 @@
+// Package facts gathers the facts precheck decides on (cluster, key, tenant) for a guarded call: from an
+// inventory, from a callback, or (package dwsapi) from the DWS and KMS APIs through the official SDK.
+package facts
+
+import (
+	"context"
+
+	"github.com/precheck/precheck/policy"
+)
+
+// Request names what the facts are about: the call's path parameters and the KMS key its body names (empty
+// when the body names none).
+type Request struct {
+	ProjectID string
+	ClusterID string
+	KeyID     string
+}
+
+// Facts are the members of the input document beside "request". A nil member is unknown: the policy
+// refuses what it needs and does not know.
+type Facts struct {
+	Cluster *policy.Cluster
+	Key     *policy.Key
+	Tenant  *policy.Tenant
+}
+
+// Provider gathers facts. An error means the facts could not be gathered at all; the gate then refuses the
+// call (fails closed) unless told otherwise. A provider must be safe for concurrent use.
+type Provider interface {
+	Facts(ctx context.Context, r Request) (*Facts, error)
+}
+
+// Func is a Provider written as a function: the callback provider.
+type Func func(ctx context.Context, r Request) (*Facts, error)
+
+// Facts calls f.
+func (f Func) Facts(ctx context.Context, r Request) (*Facts, error) { return f(ctx, r) }
