@@ -62,7 +62,7 @@ func TestBundleReadByOPA(t *testing.T) {
 	if cfg, ok := b.Data["precheck"].(map[string]any)["config"].(map[string]any); !ok || cfg["min_guest_agent_version"] != "8.3.0.200" {
 		t.Errorf("bundle data lacks the policy's data: %v", b.Data)
 	}
-	if want := []string{"dws.version_compare", "dws.version_valid"}; !slices.Equal(host.Builtins(), want) {
+	if want := []string{"dws.version_compare", "dws.version_valid", "time.now_ns", "time.parse_rfc3339_ns"}; !slices.Equal(host.Builtins(), want) {
 		t.Errorf("module imports builtins %q, want %q", host.Builtins(), want)
 	}
 }

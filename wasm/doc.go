@@ -14,8 +14,8 @@
 //   - the data document (the policy's data.json) parsed into the module, and the input document;
 //   - the builtins the module imports by name (its "builtins" export): the project's dws.version_compare(a, b)
 //     (-1, 0 or 1 by hashicorp/go-version; undefined, that is a 0 result address, unless both are version
-//     strings) and dws.version_valid(a) (a boolean), plus any standard builtin OPA does not compile into
-//     wasm that a policy uses.
+//     strings) and dws.version_valid(a) (a boolean), and the standard time.now_ns and time.parse_rfc3339_ns,
+//     which OPA does not compile into wasm (the waivers' expiry needs them).
 //
 // `precheck build --bundle` also writes an OPA bundle (.manifest with the revision and the wasm entrypoint,
 // data.json, /policy.wasm) for hosts that load bundles.
