@@ -33,9 +33,13 @@ type Policy struct {
 	revision string
 	modules  []bundle.ModuleFile // policy modules, sorted by path
 	tests    []bundle.ModuleFile // *_test.rego, sorted by path
+	// ownTests are the packages of the tests that Test runs: those of the top layer. The default's tests
+	// assume the default's data, so they do not run under overrides (their helpers stay importable).
+	ownTests []ast.Ref
 	data     map[string]any
 	manifest bundle.Manifest
 	catalog  *Catalog
+	explainState
 }
 
 // PolicyError is a policy that cannot be used: a file that does not parse or compile, bad METADATA, bad
@@ -87,7 +91,22 @@ func LoadWithOverrides(p string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPolicy("embedded default + "+p, overlay(base, over))
+	pol, err := newPolicy("embedded default + "+p, overlay(base, over))
+	if err != nil {
+		return nil, err
+	}
+	pol.ownTests = testPackages(over.Modules)
+	return pol, nil
+}
+
+func testPackages(modules []bundle.ModuleFile) []ast.Ref {
+	refs := []ast.Ref{}
+	for _, m := range modules {
+		if m.Parsed != nil && strings.HasSuffix(m.Path, "_test.rego") {
+			refs = append(refs, m.Parsed.Package.Path)
+		}
+	}
+	return refs
 }
 
 func loadFS(fsys fs.FS, root, source string) (*Policy, error) {
@@ -133,6 +152,7 @@ func newPolicy(source string, b *bundle.Bundle) (*Policy, error) {
 	if len(p.modules) == 0 {
 		return nil, &PolicyError{Source: source, Problems: []string{"no Rego modules found"}}
 	}
+	p.ownTests = testPackages(p.tests)
 	catalog, problems := buildCatalog(p.modules)
 	problems = append(problems, checkData(p.data, catalog)...)
 	if len(problems) > 0 {

@@ -286,3 +286,27 @@ func TestConcurrentCheckAndReload(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 }
+
+func TestLintFindsProblems(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"bank.rego": strings.Replace(bankRule, "# METADATA\n# title: Bank\n# description: A compliance team's own rule.\n", "", 1) +
+			"\nunused(x) := 1 if {\n\ty := 2\n}\n",
+		"bank_test.rego": "package bank_test\n\nimport data.precheck.lib\n\ntest_code if {\n\t\"NOPE-RULE-001\" != \"\"\n}\n",
+	})
+	p, err := policy.LoadWithOverrides(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(p.Lint(), "\n")
+	for _, want := range []string{
+		"bank.rego:1:1: package data.precheck.rules.bank has no METADATA title",
+		"rego_compile_error: assigned var y unused",
+		"bank_test.rego:3:1: rego_compile_error: import data.precheck.lib unused",
+		`bank_test.rego:6:2: code NOPE-RULE-001 is not a rule code of this policy`,
+		"bank.rego:11: rule BANK-ALG-001 has no test naming it",
+	} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("lint does not report %q:\n%s", want, problems)
+		}
+	}
+}

@@ -44,8 +44,8 @@ func (c *Catalog) Lookup(code string) (Rule, bool) {
 // rulesRoot is where the decision looks for findings: every package under it contributes.
 var rulesRoot = ast.MustParseRef("data.precheck.rules")
 
-// codeForm keeps codes in the project's own namespace, readable and stable (PRECHECK-VER-002).
-var codeForm = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$`)
+// codeForm keeps codes readable and stable: NAMESPACE-AREA-NNN (PRECHECK-VER-002, BANK-KEY-001).
+var codeForm = regexp.MustCompile(`^[A-Z][A-Z0-9]*-[A-Z][A-Z0-9]*-[0-9]{3}$`)
 
 // buildCatalog reads the METADATA of every findings rule under data.precheck.rules. A rule without a
 // usable code, severity or remediation would silently never fire (its finding would be undefined), so each
@@ -115,7 +115,7 @@ func ruleFromAnnotations(annots []*ast.Annotations) (Rule, string) {
 	case r.Code == "":
 		return r, "METADATA has no custom.code"
 	case !codeForm.MatchString(r.Code) || strings.HasPrefix(r.Code, "DWS"):
-		return r, fmt.Sprintf("custom.code %q is not of the form PROJECT-AREA-NNN (and never DWS.*)", r.Code)
+		return r, fmt.Sprintf("custom.code %q is not of the form NAMESPACE-AREA-NNN (and never DWS.*)", r.Code)
 	case r.Title == "":
 		return r, fmt.Sprintf("rule %s: METADATA has no title", r.Code)
 	case r.Severity != SeverityDeny && r.Severity != SeverityWarn:

@@ -38,14 +38,21 @@ func (r *TestReport) Passed() bool {
 }
 
 // Test runs the policy's Rego unit tests (the test_ rules of its *_test.rego files) with OPA's test runner,
-// the project's builtins included.
+// the project's builtins included. Under overrides, only the overrides' tests run: the default's assume the
+// default's data.
 func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error) {
 	modules := p.Modules()
 	maps.Copy(modules, p.Tests())
-	runner := tester.NewRunner().
-		SetStore(inmem.NewFromObject(p.data)). // copies the data on write.
-		SetModules(modules).
-		Filter(opts.Run)
+	if len(p.ownTests) == 0 {
+		return &TestReport{}, nil
+	}
+	newRunner := func() *tester.Runner {
+		return tester.NewRunner().
+			SetStore(inmem.NewFromObject(p.data)). // copies the data on write
+			SetModules(modules).
+			SetPrefixMatchers(p.ownTests...)
+	}
+	runner := newRunner().Filter(opts.Run)
 	var cov *cover.Cover
 	if opts.Coverage {
 		cov = cover.New()
@@ -65,9 +72,7 @@ func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error
 		}
 	}
 	if len(failed) > 0 {
-		traced, err := runTests(ctx, tester.NewRunner().
-			SetStore(inmem.NewFromObject(p.data)).
-			SetModules(modules).
+		traced, err := runTests(ctx, newRunner().
 			EnableTracing(true).
 			Filter("^("+strings.Join(failed, "|")+")$"))
 		if err == nil && len(traced) == len(failed) {

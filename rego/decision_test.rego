@@ -31,15 +31,21 @@ test_denied_decision_carries_an_error if {
 # A bad request is answered 400 first, then a policy refusal 403, then a conflict 409.
 test_error_status_order[note] if {
 	some note, tc in {
-		"bad request beats everything": {"patch": [
-			{"op": "remove", "path": "/request/body/encrypt"},
-			{"op": "add", "path": "/tenant/class", "value": "regulated"},
-			{"op": "add", "path": "/cluster/encrypted", "value": true},
-		], "status": 400, "code": "PRECHECK-REQ-001"},
-		"refusal beats conflict": {"patch": [
-			{"op": "add", "path": "/tenant/class", "value": "regulated"},
-			{"op": "add", "path": "/cluster/encrypted", "value": true},
-		], "status": 403, "code": "PRECHECK-TEN-001"},
+		"bad request beats everything": {
+			"patch": [
+				{"op": "remove", "path": "/request/body/encrypt"},
+				{"op": "add", "path": "/tenant/class", "value": "regulated"},
+				{"op": "add", "path": "/cluster/encrypted", "value": true},
+			],
+			"status": 400, "code": "PRECHECK-REQ-001",
+		},
+		"refusal beats conflict": {
+			"patch": [
+				{"op": "add", "path": "/tenant/class", "value": "regulated"},
+				{"op": "add", "path": "/cluster/encrypted", "value": true},
+			],
+			"status": 403, "code": "PRECHECK-TEN-001",
+		},
 		"conflict alone": {"patch": [{"op": "add", "path": "/cluster/task_status", "value": "GROWING"}], "status": 409, "code": "PRECHECK-CLU-002"},
 	}
 	d := t.decide(json.patch(t.allowed_input, tc.patch))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -47,6 +48,8 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	pf.register(fs, true)
 	input := fs.String("input", "", "the input document: a JSON file, or - for stdin")
 	format := fs.String("format", "text", "output: "+formatNames(decisionFormats))
+	at := fs.String("at", "", "decide as if it were this RFC 3339 time (to preview a waiver's expiry)")
+	explain := fs.Bool("explain", false, "also say, for each finding, the rule (file:line), the members it read and their values, and which rules passed")
 	facts := make([]*optional, len(factFlags))
 	for i, f := range factFlags {
 		facts[i] = &optional{path: f.path, boolean: f.boolean}
@@ -66,11 +69,19 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	if !ok {
 		return fail(e, usageError(fmt.Sprintf("unknown format %q (want %s)", *format, formatNames(decisionFormats))))
 	}
+	var opts []policy.Option
+	if *at != "" {
+		when, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return fail(e, usageError("--at: "+err.Error()))
+		}
+		opts = append(opts, policy.WithClock(func() time.Time { return when }))
+	}
 	p, err := pf.load()
 	if err != nil {
 		return fail(e, err)
 	}
-	eng, err := pf.newEngine(ctx, p)
+	eng, err := pf.newEngine(ctx, p, opts...)
 	if err != nil {
 		return fail(e, err)
 	}
@@ -83,7 +94,16 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, err)
 	}
-	if err := out.writeDecision(e.stdout, d, e.terminal); err != nil {
+	if *explain {
+		x, err := p.Explain(doc, d)
+		if err != nil {
+			return fail(e, err)
+		}
+		err = out.writeExplained(e.stdout, d, x, e.terminal)
+		if err != nil {
+			return fail(e, err)
+		}
+	} else if err := out.writeDecision(e.stdout, d, e.terminal); err != nil {
 		return fail(e, err)
 	}
 	if !d.Allowed {

@@ -13,6 +13,8 @@ import (
 // decisionFormat writes one decision. Each format is its own type in its own file (format_*.go).
 type decisionFormat interface {
 	writeDecision(w io.Writer, d *policy.Decision, terminal bool) error
+	// writeExplained writes the decision with its explanation (check --explain).
+	writeExplained(w io.Writer, d *policy.Decision, x *policy.Explanation, terminal bool) error
 }
 
 var decisionFormats = map[string]decisionFormat{

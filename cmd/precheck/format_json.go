@@ -12,3 +12,10 @@ type jsonFormat struct{}
 func (jsonFormat) writeDecision(w io.Writer, d *policy.Decision, _ bool) error {
 	return writeJSON(w, d)
 }
+
+func (jsonFormat) writeExplained(w io.Writer, d *policy.Decision, x *policy.Explanation, _ bool) error {
+	return writeJSON(w, struct {
+		Decision    *policy.Decision    `json:"decision"`
+		Explanation *policy.Explanation `json:"explanation"`
+	}{d, x})
+}

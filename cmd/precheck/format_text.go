@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -27,6 +26,40 @@ func (textFormat) writeDecision(w io.Writer, d *policy.Decision, terminal bool) 
 	}
 	if d.Error != nil {
 		p.printf("\na gate answers %d %s instead of making the call\n", d.Error.Status, d.Error.ErrorCode)
+	}
+	return p.err
+}
+
+func (f textFormat) writeExplained(w io.Writer, d *policy.Decision, x *policy.Explanation, terminal bool) error {
+	if err := f.writeDecision(w, d, terminal); err != nil {
+		return err
+	}
+	p := &printer{w: w, color: terminal}
+	p.printf("\n%s\n", p.paint(bold, "why"))
+	for _, f := range x.Findings {
+		mark := "x"
+		if f.Violation.Severity == policy.SeverityWarn {
+			mark = "!"
+		}
+		where := "not a rule of the policy (a hook's finding)"
+		if f.Rule.Code != "" {
+			where = fmt.Sprintf("rule %q at %s:%d", f.Rule.Title, f.Rule.File, f.Rule.Line)
+		}
+		p.printf("\n%s %s  %s\n", mark, f.Violation.Code, where)
+		if len(f.Reads) == 0 && f.Rule.Code != "" {
+			p.printf("    read nothing: it applies to every call\n")
+		}
+		for _, r := range f.Reads {
+			if r.Missing {
+				p.printf("    read %s: missing\n", r.Path)
+			} else {
+				p.printf("    read %s = %s\n", r.Path, r.Value)
+			}
+		}
+	}
+	p.printf("\nchecked and passed (%d):\n", len(x.Passed))
+	for _, r := range x.Passed {
+		p.printf("  %-19s %s (%s:%d)\n", r.Code, r.Title, r.File, r.Line)
 	}
 	return p.err
 }
@@ -82,9 +115,4 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// indent indents every line of s, for multi-line descriptions.
-func indent(s, prefix string) string {
-	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }

@@ -352,3 +352,53 @@ func TestBuildVerb(t *testing.T) {
 		t.Error("a failed build left a module behind")
 	}
 }
+
+// TestExplainGolden compares `check --explain` with golden files (go test -run Golden -update rewrites them).
+func TestExplainGolden(t *testing.T) {
+	for _, tt := range []struct {
+		input, golden string
+		code          int
+	}{
+		{"allowed-api-example.json", "explain-allowed.golden", exitAllowed},
+		{"denied-regulated-general-cipher.json", "explain-denied.golden", exitDenied},
+		{"denied-cluster-busy.json", "explain-busy.golden", exitDenied},
+	} {
+		t.Run(tt.golden, func(t *testing.T) {
+			code, out, errOut := precheck(t, "", "check", "--input", "../../examples/inputs/"+tt.input, "--explain")
+			if code != tt.code {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+			golden(t, tt.golden, out)
+		})
+	}
+	code, out, _ := precheck(t, "", "check", "--input", "../../examples/inputs/denied-guest-agent-too-old.json", "--explain", "--format", "json")
+	var doc struct {
+		Decision    policy.Decision    `json:"decision"`
+		Explanation policy.Explanation `json:"explanation"`
+	}
+	if code != exitDenied || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Explanation.Findings) != 2 {
+		t.Fatalf("json: exit %d\n%s", code, out)
+	}
+	reads := doc.Explanation.Findings[0].Reads // violations first, then warnings
+	if len(reads) != 2 || reads[1].Path != "input.cluster.guest_agent_version" || reads[1].Value != `"8.3.0.199"` {
+		t.Errorf("reads %+v", reads)
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}

@@ -39,12 +39,12 @@ func (f *policyFlags) load() (*policy.Policy, error) {
 }
 
 // engine prepares the loaded policy with the chosen engine.
-func (f *policyFlags) newEngine(ctx context.Context, p *policy.Policy) (*policy.Engine, error) {
+func (f *policyFlags) newEngine(ctx context.Context, p *policy.Policy, opts ...policy.Option) (*policy.Engine, error) {
 	b, ok := backends[f.engine]
 	if !ok {
 		return nil, usageError(fmt.Sprintf("unknown engine %q (want %s)", f.engine, engineNames()))
 	}
-	return policy.New(ctx, p, policy.WithBackend(b()))
+	return policy.New(ctx, p, append(opts, policy.WithBackend(b()))...)
 }
 
 // backends are the engines a command can choose with --engine.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -31,6 +32,9 @@ func runRules(_ context.Context, e *env, args []string) int {
 	var pf policyFlags
 	pf.register(fs, false)
 	format := fs.String("format", "text", "output: "+formatNames(catalogFormats))
+	waivers := fs.Bool("waivers", false, "list the waivers in data instead, with which are stale or expired")
+	at := fs.String("at", "", "with --waivers: judge expiry at this RFC 3339 time instead of now")
+	staleWithin := fs.Duration("stale-within", 14*24*time.Hour, "with --waivers: a waiver expiring within this is stale")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -42,10 +46,51 @@ func runRules(_ context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, err)
 	}
-	if err := out.writeCatalog(e.stdout, p.Catalog()); err != nil {
+	if *waivers {
+		now := time.Now()
+		if *at != "" {
+			if now, err = time.Parse(time.RFC3339, *at); err != nil {
+				return fail(e, usageError("--at: "+err.Error()))
+			}
+		}
+		err = writeWaivers(e, p.Waivers(), now, *staleWithin, *format)
+	} else {
+		err = out.writeCatalog(e.stdout, p.Catalog())
+	}
+	if err != nil {
 		return fail(e, err)
 	}
 	return exitAllowed
+}
+
+// waiverStatus is a waiver as `rules --waivers` reports it.
+type waiverStatus struct {
+	policy.Waiver
+	Status string `json:"status"`
+}
+
+func writeWaivers(e *env, ws []policy.Waiver, now time.Time, soon time.Duration, format string) error {
+	list := make([]waiverStatus, len(ws))
+	for i, w := range ws {
+		list[i] = waiverStatus{Waiver: w, Status: w.Status(now, soon)}
+	}
+	if format == "json" {
+		return writeJSON(e.stdout, list)
+	}
+	p := &printer{w: e.stdout}
+	if len(list) == 0 {
+		p.printf("no waivers\n")
+	}
+	for _, w := range list {
+		scope := make([]string, 0, len(w.Scope))
+		for _, k := range policy.WaiverScopes {
+			if v, ok := w.Scope[k]; ok {
+				scope = append(scope, k+"="+v)
+			}
+		}
+		p.printf("[%d] %-8s %s for %s, until %s, owner %s: %s\n", w.Index, w.Status, w.Rule, strings.Join(scope, " "), w.Expires, w.Owner, w.Reason)
+	}
+	return p.err
 }
 
 type catalogText struct{}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+)
+
+func init() {
+	verbs["lint"] = verb{summary: "strict checks of a policy: unused names, missing METADATA, codes without rules or tests", run: runLint}
+}
+
+func runLint(_ context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("precheck lint", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var pf policyFlags
+	pf.register(fs, false)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	p, err := pf.load()
+	if err != nil {
+		return fail(e, err)
+	}
+	problems := p.Lint()
+	for _, problem := range problems {
+		fmt.Fprintln(e.stdout, problem)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(e.stderr, "precheck: %d lint problem(s) in %s\n", len(problems), p.Source())
+		return exitDenied
+	}
+	fmt.Fprintf(e.stdout, "%s: no lint problems (%d rules)\n", p.Source(), len(p.Catalog().Rules))
+	return exitAllowed
+}
