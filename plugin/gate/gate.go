@@ -69,6 +69,7 @@ type Gate struct {
 	observe  func(Event)
 	logger   *slog.Logger
 	maxBody  int
+	timeout  time.Duration
 }
 
 // Option configures a Gate.
@@ -86,6 +87,11 @@ func WithFailOpen() Option { return func(g *Gate) { g.failOpen = true } }
 // is forwarded or answered; keep it quick.
 func WithObserver(f func(Event)) Option { return func(g *Gate) { g.observe = f } }
 
+// WithTimeout bounds the time to gather the facts (default 10s). Past it the gate cannot decide, and refuses
+// (or, WithFailOpen, forwards). The SDK sends requests without a deadline of their own, so this is what stops
+// a hung facts API from hanging the call.
+func WithTimeout(d time.Duration) Option { return func(g *Gate) { g.timeout = d } }
+
 // WithLogger logs one line per checked call (never a header).
 func WithLogger(l *slog.Logger) Option { return func(g *Gate) { g.logger = l } }
 
@@ -96,7 +102,7 @@ func New(next http.RoundTripper, checker plugin.Checker, opts ...Option) *Gate {
 		next = http.DefaultTransport
 	}
 	// The body may take half of the input document's limit; the facts take the rest.
-	g := &Gate{next: next, checker: checker, facts: facts.Func(noFacts), maxBody: policy.DefaultLimits.MaxBytes / 2}
+	g := &Gate{next: next, checker: checker, facts: facts.Func(noFacts), maxBody: policy.DefaultLimits.MaxBytes / 2, timeout: 10 * time.Second}
 	for _, o := range opts {
 		o(g)
 	}
@@ -168,7 +174,9 @@ func (g *Gate) decide(ctx context.Context, projectID, clusterID string, body []b
 	} else if !json.Valid(body) {
 		rawBody, _ = json.Marshal(string(body))
 	}
-	f, err := g.facts.Facts(ctx, facts.Request{ProjectID: projectID, ClusterID: clusterID, KeyID: keyID(body)})
+	factsCtx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	f, err := g.facts.Facts(factsCtx, facts.Request{ProjectID: projectID, ClusterID: clusterID, KeyID: keyID(body)})
 	if err != nil {
 		return nil, CodeFactsFailed, fmt.Errorf("gathering facts: %w", err)
 	}
@@ -184,6 +192,8 @@ func (g *Gate) decide(ctx context.Context, projectID, clusterID string, body []b
 	if err != nil {
 		return nil, CodeCheckFailed, err
 	}
+	// The policy is evaluated under the call's own context: a context that cannot end (the SDK's) lets the
+	// wasm engine run its fast code, one with a deadline is honoured.
 	d, err := g.checker.CheckDocument(ctx, doc)
 	if err != nil {
 		return nil, CodeCheckFailed, fmt.Errorf("evaluating the policy: %w", err)

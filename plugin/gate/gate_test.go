@@ -186,3 +186,12 @@ func TestUnreadableOrOddBodies(t *testing.T) {
 		t.Errorf("%d refused calls reached the server", up.hits.Load())
 	}
 }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
