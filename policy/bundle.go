@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -107,6 +108,22 @@ func testPackages(modules []bundle.ModuleFile) []ast.Ref {
 		}
 	}
 	return refs
+}
+
+// ReadBundle reads a policy from an OPA bundle (.tar.gz) as a bundle server serves it. With a verification
+// config the bundle must be signed (.signatures.json) by one of its keys, and every file must match its
+// signature; an unsigned or tampered bundle is a PolicyError and nothing of it is used.
+func ReadBundle(r io.Reader, source string, verify *bundle.VerificationConfig) (*Policy, error) {
+	reader := bundle.NewReader(r).
+		WithProcessAnnotations(true).
+		WithRegoVersion(ast.RegoV1).
+		WithBundleVerificationConfig(verify).
+		WithSkipBundleVerification(verify == nil)
+	b, err := reader.Read()
+	if err != nil {
+		return nil, NewPolicyError(source, err)
+	}
+	return newPolicy(source, &b)
 }
 
 func loadFS(fsys fs.FS, root, source string) (*Policy, error) {

@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,8 @@ type Event struct {
 	Path      string
 	ProjectID string
 	ClusterID string
+	// InputDigest identifies the input document decided on ("sha256:..."), without revealing it.
+	InputDigest string
 	// Decision is the policy's decision; nil when none was made (facts or evaluation failed).
 	Decision *policy.Decision
 	// Forwarded says whether the call went on to the server.
@@ -133,7 +136,7 @@ func (g *Gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	fwd.Body = io.NopCloser(bytes.NewReader(body))
 	fwd.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 
-	d, code, err := g.decide(req.Context(), m[1], m[2], body)
+	d, code, err := g.decide(req.Context(), &ev, body)
 	ev.Decision = d
 	switch {
 	case err != nil:
@@ -165,7 +168,8 @@ func (g *Gate) readBody(req *http.Request) ([]byte, error) {
 }
 
 // decide gathers the facts and evaluates the policy over the call.
-func (g *Gate) decide(ctx context.Context, projectID, clusterID string, body []byte) (*policy.Decision, string, error) {
+func (g *Gate) decide(ctx context.Context, ev *Event, body []byte) (*policy.Decision, string, error) {
+	projectID, clusterID := ev.ProjectID, ev.ClusterID
 	// The body goes into the document as the JSON the client sent; a body that is not JSON goes in as a
 	// string, for the policy to refuse by name.
 	rawBody := json.RawMessage(body)
@@ -192,6 +196,8 @@ func (g *Gate) decide(ctx context.Context, projectID, clusterID string, body []b
 	if err != nil {
 		return nil, CodeCheckFailed, err
 	}
+	sum := sha256.Sum256(doc.JSON())
+	ev.InputDigest = "sha256:" + hex.EncodeToString(sum[:])
 	// The policy is evaluated under the call's own context: a context that cannot end (the SDK's) lets the
 	// wasm engine run its fast code, one with a deadline is honoured.
 	d, err := g.checker.CheckDocument(ctx, doc)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeVerb runs `precheck serve` in-process: it answers decisions, reloads its policy directory on
+// SIGHUP, and exits 0 when told to stop.
+func TestServeVerb(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_guest_agent_version": "8.3.0.200"}}}`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errOut bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, &env{stdin: strings.NewReader(""), stdout: pw, stderr: &errOut}, []string{"serve", "--addr", "127.0.0.1:0", "--policy", dir})
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no address printed: %v\n%s", err, errOut.String())
+	}
+	go io.Copy(io.Discard, pr)
+	base := strings.TrimSpace(strings.TrimPrefix(line, "precheck serving on "))
+	doc, _ := os.ReadFile("../../examples/inputs/allowed-api-example.json")
+	decide := func() string {
+		resp, err := http.Post(base+"/v1/precheck", "application/json", bytes.NewReader(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := decide(); !strings.Contains(got, `"allowed":true`) {
+		t.Fatalf("decision %s", got)
+	}
+	// A change on disk, then SIGHUP: the next decision uses it (the watcher may have been quicker).
+	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_guest_agent_version": "9.0.0"}}}`), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(decide(), "below the required 9.0.0") {
+		if time.Now().After(deadline) {
+			t.Fatal("the policy was not reloaded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != exitAllowed {
+			t.Errorf("exit %d\n%s", c, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestServeBadFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--bundle-url", "http://x", "--policy", "rego"}, "not both"},
+		{[]string{"serve", "--upstream", "dws.example.com"}, "is not an absolute URL"},
+		{[]string{"serve", "--engine", "jit"}, `unknown engine "jit"`},
+		{[]string{"serve", "--upstream", "http://x", "--inventory", "nope.json"}, "nope.json"},
+		{[]string{"serve", "--addr", "256.0.0.1:1"}, "256.0.0.1"},
+	} {
+		code, _, errOut := precheck(t, "", tt.args...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, %s", tt.args, code, errOut)
+		}
+	}
+}

@@ -1,0 +1,429 @@
+// Package server is `precheck serve`: precheck as an HTTP service, for teams whose tools are not written in
+// Go. It answers decisions (POST /v1/precheck), stands in front of the DWS API as the gate (a reverse proxy
+// for POST /v2/{project_id}/clusters/{cluster_id}/encrypt, with every other call passed through), and reports
+// its health (/healthz, /readyz), its metrics (/metrics, Prometheus) and every decision (a JSON-lines log).
+//
+// Its policy comes from a Source (files on disk, or an OPA bundle service) and is reloaded on change and on
+// Reload (SIGHUP); a reload that fails keeps the policy that was serving, and is reported in the log, the
+// metrics and /readyz.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/precheck/precheck/plugin/facts"
+	"github.com/precheck/precheck/plugin/gate"
+	"github.com/precheck/precheck/policy"
+)
+
+// Codes of the errors the service answers itself, in the API's error shape.
+const (
+	CodeMalformed = "PRECHECK-SERVE-001" // 400: the input document is not one
+	CodeTooLarge  = "PRECHECK-SERVE-002" // 413: the body is over the limit
+	CodeBusy      = "PRECHECK-SERVE-003" // 503: too many requests in flight
+	CodeNotReady  = "PRECHECK-SERVE-004" // 503: no policy loaded yet
+	CodeEngine    = "PRECHECK-SERVE-005" // 500: the policy could not be evaluated
+)
+
+// Config configures a Server. Source and Backend are required.
+type Config struct {
+	Source  Source
+	Backend func() policy.Backend
+	Options []policy.Option // for the engine, e.g. policy.WithClock
+
+	// Upstream, when set, is the DWS API the gate forwards allowed calls (and every other call) to.
+	Upstream *url.URL
+	// Transport carries forwarded calls (default http.DefaultTransport).
+	Transport http.RoundTripper
+	// Facts are what the gate decides proxied calls on (default: none, so they are refused as unknown).
+	Facts facts.Provider
+	// FailOpen forwards a proxied call the gate cannot decide instead of refusing it.
+	FailOpen bool
+
+	DecisionLog io.Writer    // JSON lines; nil: none
+	Logger      *slog.Logger // default: discard
+
+	MaxBodyBytes      int64         // default 1 MiB
+	MaxInFlight       int           // default 256; more get 503
+	ReadHeaderTimeout time.Duration // default 5 s
+	ReadTimeout       time.Duration // default 30 s
+	WriteTimeout      time.Duration // default 60 s
+}
+
+// Server serves precheck over HTTP.
+type Server struct {
+	cfg     Config
+	metrics *metrics
+	log     *decisionLog
+	logger  *slog.Logger
+	handler http.Handler
+	slots   chan struct{}
+
+	engine atomic.Pointer[policy.Engine]
+	gate   atomic.Pointer[gate.Gate]
+
+	reloadMu   sync.Mutex
+	lastReload atomic.Pointer[reloadStatus]
+}
+
+type reloadStatus struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"`
+}
+
+// New prepares a Server and loads its policy. A policy that fails to load is an error, except from a bundle
+// service, which may not be up yet: the server then starts unready and keeps asking.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Source == nil || cfg.Backend == nil {
+		return nil, errors.New("server: Config.Source and Config.Backend are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = int64(policy.DefaultLimits.MaxBytes)
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 256
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 60 * time.Second
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:     cfg,
+		metrics: newMetrics(),
+		log:     newDecisionLog(cfg.DecisionLog),
+		logger:  cfg.Logger,
+		slots:   make(chan struct{}, cfg.MaxInFlight),
+	}
+	if err := s.Reload(ctx); err != nil {
+		if _, remote := cfg.Source.(*BundleService); !remote {
+			return nil, err
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("POST /v1/precheck", s.limit(http.HandlerFunc(s.decide)))
+	if cfg.Upstream != nil {
+		mux.Handle("/", s.limit(s.proxy()))
+	}
+	s.handler = mux
+	return s, nil
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops accepting, and lets the requests
+// in flight finish (for at most drain).
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.cfg.Source.Watch(watchCtx, func() {
+		if err := s.Reload(watchCtx); err != nil {
+			s.logger.Warn("policy reload failed; the last good policy keeps serving", "source", s.cfg.Source.String(), "error", err)
+		}
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	if eng := s.engine.Load(); eng != nil {
+		eng.Close(context.WithoutCancel(ctx))
+	}
+	return err
+}
+
+// Reload loads the policy from the source and, if it changed, makes it the one that serves. A policy that
+// fails to load or prepare leaves the serving one in place; the failure is returned, counted and shown by
+// /readyz until a reload succeeds.
+func (s *Server) Reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	err := s.reload(ctx)
+	status := &reloadStatus{At: time.Now()}
+	if err != nil {
+		status.Error = err.Error()
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+	}
+	s.lastReload.Store(status)
+	return err
+}
+
+func (s *Server) reload(ctx context.Context) error {
+	p, err := s.cfg.Source.Load(ctx)
+	if err != nil {
+		return err
+	}
+	eng := s.engine.Load()
+	if eng != nil && eng.Policy().Revision() == p.Revision() {
+		s.metrics.reloads.WithLabelValues("unchanged").Inc()
+		return nil
+	}
+	old := ""
+	if eng == nil {
+		eng, err = policy.New(ctx, p, append(s.cfg.Options, policy.WithBackend(s.cfg.Backend()))...)
+		if err != nil {
+			return err
+		}
+		s.engine.Store(eng)
+		s.gate.Store(gate.New(s.cfg.Transport, eng, s.gateOptions()...))
+	} else {
+		old = eng.Policy().Revision()
+		if err := eng.Reload(ctx, p); err != nil {
+			return err
+		}
+		s.metrics.revision.DeleteLabelValues(old)
+	}
+	s.metrics.revision.WithLabelValues(p.Revision()).Set(1)
+	s.metrics.reloads.WithLabelValues("success").Inc()
+	s.logger.Info("policy loaded", "source", s.cfg.Source.String(), "revision", p.Revision(), "previous", old)
+	return nil
+}
+
+func (s *Server) gateOptions() []gate.Option {
+	opts := []gate.Option{gate.WithObserver(s.observeGate)}
+	if s.cfg.Facts != nil {
+		opts = append(opts, gate.WithFacts(s.cfg.Facts))
+	}
+	if s.cfg.FailOpen {
+		opts = append(opts, gate.WithFailOpen())
+	}
+	return opts
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	body := struct {
+		Ready      bool          `json:"ready"`
+		Source     string        `json:"source"`
+		Revision   string        `json:"revision,omitempty"`
+		Engine     string        `json:"engine,omitempty"`
+		LastReload *reloadStatus `json:"last_reload,omitempty"`
+	}{Source: s.cfg.Source.String(), LastReload: s.lastReload.Load()}
+	status := http.StatusServiceUnavailable
+	if eng := s.engine.Load(); eng != nil {
+		body.Ready, body.Revision, body.Engine = true, eng.Policy().Revision(), eng.Backend()
+		status = http.StatusOK
+	}
+	writeJSON(w, status, body)
+}
+
+// limit refuses requests beyond MaxInFlight and bodies beyond MaxBodyBytes.
+func (s *Server) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.metrics.rejected.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, CodeBusy, fmt.Sprintf("more than %d requests are in flight; retry", s.cfg.MaxInFlight))
+			return
+		}
+		defer func() { <-s.slots }()
+		s.metrics.inFlight.Inc()
+		defer s.metrics.inFlight.Dec()
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// decide answers POST /v1/precheck: an input document in, the decision out.
+func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	eng := s.engine.Load()
+	if eng == nil {
+		s.metrics.rejected.WithLabelValues("not_ready").Inc()
+		writeError(w, http.StatusServiceUnavailable, CodeNotReady, errNotReady.Error())
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.metrics.rejected.WithLabelValues("too_large").Inc()
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the input document is over the limit of %d bytes", tooLarge.Limit))
+		return
+	case err != nil:
+		s.metrics.rejected.WithLabelValues("malformed").Inc()
+		writeError(w, http.StatusBadRequest, CodeMalformed, "reading the body: "+err.Error())
+		return
+	}
+	id := newID()
+	d, err := eng.CheckJSON(r.Context(), body)
+	var inErr *policy.InputError
+	if errors.As(err, &inErr) {
+		s.metrics.rejected.WithLabelValues("malformed").Inc()
+		writeError(w, http.StatusBadRequest, CodeMalformed, err.Error())
+		return
+	}
+	latency := time.Since(start)
+	s.record("api", eng, d, err, latency)
+	entry := &logEntry{DecisionID: id, Time: start, Endpoint: "api", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
+		InputDigest: digest(body), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
+	entry.ProjectID, entry.ClusterID = identifiers(body)
+	if err != nil {
+		entry.Error = err.Error()
+		s.log.write(entry)
+		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
+		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+err.Error())
+		return
+	}
+	entry.Violations, entry.Warnings = codesOf(d.Violations), codesOf(d.Warnings)
+	s.log.write(entry)
+	w.Header().Set("X-Decision-Id", id)
+	writeJSON(w, http.StatusOK, d)
+}
+
+// proxy is the gate as a reverse proxy: the encrypt call is checked by the gate (allowed: forwarded
+// untouched; refused: answered in the API's error shape), every other call passes through.
+func (s *Server) proxy() http.Handler {
+	target := s.cfg.Upstream
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			// The client signed the request for the host it sent it to; keep it, or the signature breaks.
+			pr.Out.Host = pr.In.Host
+		},
+		Transport: roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			g := s.gate.Load()
+			if g == nil {
+				return nil, errNotReady
+			}
+			return g.RoundTrip(req)
+		}),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, errNotReady) {
+				writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+				return
+			}
+			s.logger.Warn("proxy", "path", r.URL.Path, "error", err)
+			writeError(w, http.StatusBadGateway, "PRECHECK-SERVE-006", "the upstream API could not be reached: "+err.Error())
+		},
+	}
+	return rp
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// observeGate records a proxied call the gate checked.
+func (s *Server) observeGate(ev gate.Event) {
+	eng := s.engine.Load()
+	var err error
+	if ev.Failure != "" {
+		err = errors.New(ev.Failure)
+	}
+	s.record("gate", eng, ev.Decision, err, ev.Latency)
+	forwarded := ev.Forwarded
+	entry := &logEntry{DecisionID: ev.ID, Time: ev.Time, Endpoint: "gate", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
+		InputDigest: ev.InputDigest, ProjectID: ev.ProjectID, ClusterID: ev.ClusterID, Result: result(ev.Decision, err),
+		Error: ev.Failure, Forwarded: &forwarded, LatencyMS: ms(ev.Latency), Violations: []string{}, Warnings: []string{}}
+	if ev.Decision != nil {
+		entry.Violations, entry.Warnings = codesOf(ev.Decision.Violations), codesOf(ev.Decision.Warnings)
+	}
+	s.log.write(entry)
+}
+
+func (s *Server) record(endpoint string, eng *policy.Engine, d *policy.Decision, err error, latency time.Duration) {
+	s.metrics.decisions.WithLabelValues(result(d, err), eng.Backend(), endpoint).Inc()
+	s.metrics.latency.WithLabelValues(eng.Backend(), endpoint).Observe(latency.Seconds())
+	if d != nil {
+		for _, v := range d.Violations {
+			s.metrics.violations.WithLabelValues(v.Code).Inc()
+		}
+	}
+}
+
+// identifiers reads the cluster's project and cluster IDs from a document, for the log.
+func identifiers(doc []byte) (project, cluster string) {
+	var in struct {
+		Request struct {
+			ProjectID any `json:"project_id"`
+			ClusterID any `json:"cluster_id"`
+		} `json:"request"`
+	}
+	if json.Unmarshal(doc, &in) != nil {
+		return "", ""
+	}
+	project, _ = in.Request.ProjectID.(string)
+	cluster, _ = in.Request.ClusterID.(string)
+	return project, cluster
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// writeError answers in the API's error shape.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"error_code": code, "error_msg": msg})
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,639 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/dws/v2/model"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	prommodel "github.com/prometheus/common/model"
+
+	"github.com/precheck/precheck/plugin/dwsfake"
+	"github.com/precheck/precheck/plugin/facts"
+	"github.com/precheck/precheck/plugin/server"
+	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/wasm"
+)
+
+// running is a server started on a loopback port.
+type running struct {
+	*server.Server
+	URL  string
+	stop context.CancelFunc
+	done chan error
+}
+
+func start(t *testing.T, cfg server.Config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{Server: s, URL: "http://" + ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Serve(ctx, ln, 10*time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+func defaultSource() server.Source {
+	return &server.Files{Read: policy.Default, Name: "embedded default"}
+}
+
+func regoBackend() policy.Backend { return policy.Rego() }
+
+func example(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/inputs/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func postJSON(t testing.TB, url string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, resp.Header
+}
+
+func TestDecisionAPI(t *testing.T) {
+	var log syncBuffer
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
+
+	status, body, header := postJSON(t, s.URL+"/v1/precheck", example(t, "denied-guest-agent-too-old.json"))
+	var d policy.Decision
+	if status != 200 || json.Unmarshal(body, &d) != nil || d.Allowed || d.Violations[0].Code != "PRECHECK-VER-002" || header.Get("X-Decision-Id") == "" {
+		t.Fatalf("%d %s", status, body)
+	}
+	status, body, _ = postJSON(t, s.URL+"/v1/precheck", example(t, "allowed-api-example.json"))
+	if status != 200 || !bytes.Contains(body, []byte(`"allowed":true`)) {
+		t.Fatalf("%d %s", status, body)
+	}
+
+	for _, tt := range []struct {
+		name   string
+		body   []byte
+		status int
+		says   string
+	}{
+		{"malformed", []byte("{\n \"request\": {,}\n}"), 400, "line 2, column 14: malformed JSON"},
+		{"not an object", []byte(`[1]`), 400, "must be a JSON object"},
+		{"too deep", []byte(`{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`), 400, "nested deeper than the limit"},
+		{"oversized", []byte(`{"x": "` + strings.Repeat("a", 2<<20) + `"}`), 413, "over the limit of 1048576 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := postJSON(t, s.URL+"/v1/precheck", tt.body)
+			var e struct{ ErrorCode, ErrorMsg string }
+			json.Unmarshal(body, &struct {
+				ErrorCode *string `json:"error_code"`
+				ErrorMsg  *string `json:"error_msg"`
+			}{&e.ErrorCode, &e.ErrorMsg})
+			if status != tt.status || !strings.HasPrefix(e.ErrorCode, "PRECHECK-SERVE-") || !strings.Contains(e.ErrorMsg, tt.says) {
+				t.Errorf("%d %s", status, body)
+			}
+		})
+	}
+
+	resp, err := http.Get(s.URL + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	status, body = get(t, s.URL+"/readyz")
+	if status != 200 || !bytes.Contains(body, []byte(`"ready":true`)) || !bytes.Contains(body, []byte(`"engine":"rego"`)) {
+		t.Errorf("readyz %d %s", status, body)
+	}
+
+	// The decision log: one line per decision, no input, no secrets.
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines:\n%s", len(lines), log.String())
+	}
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &entry); err != nil {
+		t.Fatal(err)
+	}
+	doc := example(t, "denied-guest-agent-too-old.json")
+	sum := sha256.Sum256(doc)
+	for key, want := range map[string]any{"result": "denied", "endpoint": "api", "engine": "rego", "cluster_id": "97cbaab3-939e-4dbc-9187-0fe240f2b9fd",
+		"input_digest": "sha256:" + hex.EncodeToString(sum[:])} {
+		if entry[key] != want {
+			t.Errorf("log %s = %v, want %v", key, entry[key], want)
+		}
+	}
+	if v, _ := entry["violations"].([]any); len(v) != 1 || v[0] != "PRECHECK-VER-002" || entry["decision_id"] == "" || entry["policy_revision"] == "" {
+		t.Errorf("log entry %v", entry)
+	}
+	if strings.Contains(log.String(), "8.3.0.199") || strings.Contains(log.String(), "0f3196c8") {
+		t.Error("the decision log holds input values")
+	}
+}
+
+func get(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// metric scrapes /metrics, parses it with Prometheus' own parser, and returns the value of the sample
+// whose labels include want.
+func metric(t *testing.T, base, name string, want map[string]string) float64 {
+	t.Helper()
+	_, body := get(t, base+"/metrics")
+	parser := expfmt.NewTextParser(prommodel.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	f, ok := families[name]
+	if !ok {
+		return 0
+	}
+	total := 0.0
+	for _, m := range f.Metric {
+		if matches(m, want) {
+			switch {
+			case m.Counter != nil:
+				total += m.Counter.GetValue()
+			case m.Gauge != nil:
+				total += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				total += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return total
+}
+
+func matches(m *dto.Metric, want map[string]string) bool {
+	found := 0
+	for _, l := range m.Label {
+		if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+			found++
+		}
+	}
+	return found == len(want)
+}
+
+func TestMetrics(t *testing.T) {
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend})
+	postJSON(t, s.URL+"/v1/precheck", example(t, "denied-guest-agent-too-old.json"))
+	postJSON(t, s.URL+"/v1/precheck", example(t, "denied-regulated-general-cipher.json"))
+	postJSON(t, s.URL+"/v1/precheck", example(t, "allowed-api-example.json"))
+	postJSON(t, s.URL+"/v1/precheck", []byte("{"))
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"precheck_decisions_total", map[string]string{"result": "denied", "endpoint": "api", "engine": "rego"}, 2},
+		{"precheck_decisions_total", map[string]string{"result": "allowed"}, 1},
+		{"precheck_violations_total", map[string]string{"code": "PRECHECK-VER-002"}, 1},
+		{"precheck_violations_total", map[string]string{"code": "PRECHECK-TEN-001"}, 1},
+		{"precheck_decision_duration_seconds", map[string]string{"endpoint": "api"}, 3},
+		{"precheck_http_rejected_total", map[string]string{"reason": "malformed"}, 1},
+		{"precheck_policy_reloads_total", map[string]string{"result": "success"}, 1},
+	} {
+		if got := metric(t, s.URL, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGateProxy(t *testing.T) {
+	upstream := dwsfake.New()
+	defer upstream.Close()
+	upstream.SeedExample()
+	inv, err := facts.ParseJSON([]byte(`[{"project_id": "` + dwsfake.ExampleProjectID + `", "cluster_id": "` + dwsfake.ExampleClusterID + `",
+		"cluster": {"version": "8.1.3.310", "guest_agent_version": "8.3.0.200", "status": "AVAILABLE", "task_status": "", "encrypted": false, "dr_relationship": false},
+		"key": {"key_id": "` + dwsfake.ExampleKeyID + `", "key_state": "2"}, "tenant": {"class": "regulated"}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(upstream.URL)
+	var log syncBuffer
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: u, Facts: inv, DecisionLog: &log})
+
+	// The official SDK, pointed at the proxy instead of the API.
+	proxyAsAPI := &dwsfake.Server{URL: s.URL}
+	client, err := proxyAsAPI.DWSClient(dwsfake.ExampleProjectID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypt := func(alg string) (*model.EncryptClusterResponse, error) {
+		return client.EncryptCluster(&model.EncryptClusterRequest{ClusterId: dwsfake.ExampleClusterID,
+			Body: &model.EncryptClusterReq{Encrypt: &model.EncryptCluster{MasterKeyId: dwsfake.ExampleKeyID, CryptAlgorithm: alg}}})
+	}
+	_, err = encrypt("generalCipher") // a regulated tenant: refused
+	var se *sdkerr.ServiceResponseError
+	if !errors.As(err, &se) || se.StatusCode != 403 || se.ErrorCode != "PRECHECK-TEN-001" {
+		t.Fatalf("err = %v", err)
+	}
+	if upstream.Hits(dwsfake.EncryptCluster) != 0 {
+		t.Fatal("a refused call was forwarded")
+	}
+	resp, err := encrypt("SMcompatible")
+	if err != nil || *resp.JobId != dwsfake.ExampleJobID || upstream.Hits(dwsfake.EncryptCluster) != 1 {
+		t.Fatalf("allowed: %v, %d hits", err, upstream.Hits(dwsfake.EncryptCluster))
+	}
+	if got := upstream.EncryptCalls()[0]; got.Header.Get("Authorization") == "" || !bytes.Contains(got.Body, []byte("SMcompatible")) {
+		t.Errorf("forwarded call %+v", got)
+	}
+	// Every other call passes through.
+	if _, err := client.ListClusterDetails(&model.ListClusterDetailsRequest{ClusterId: dwsfake.ExampleClusterID}); err != nil || upstream.Hits(dwsfake.ListClusterDetails) != 1 {
+		t.Errorf("pass-through: %v, %d hits", err, upstream.Hits(dwsfake.ListClusterDetails))
+	}
+	if got := metric(t, s.URL, "precheck_decisions_total", map[string]string{"endpoint": "gate"}); got != 2 {
+		t.Errorf("gate decisions counted: %v", got)
+	}
+	if !strings.Contains(log.String(), `"forwarded":false`) || !strings.Contains(log.String(), `"forwarded":true`) {
+		t.Errorf("decision log:\n%s", log.String())
+	}
+	for _, secret := range []string{dwsfake.TestAK, dwsfake.TestSK, "Signature="} {
+		if strings.Contains(log.String(), secret) {
+			t.Errorf("%q in the decision log", secret)
+		}
+	}
+}
+
+// TestReloadUnderLoad reloads to a good and to a broken policy while clients keep asking: no request fails,
+// the good policy takes over, the broken one is reported and the good one keeps serving.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	writeData := func(agent string) {
+		os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_guest_agent_version": "`+agent+`"}}}`), 0o644)
+	}
+	writeData("8.3.0.200")
+	source := &server.Files{Read: func() (*policy.Policy, error) { return policy.LoadWithOverrides(dir) }, Paths: []string{dir}, Name: dir}
+	s := start(t, server.Config{Source: source, Backend: regoBackend})
+	doc := example(t, "allowed-api-example.json")
+
+	var failures, allowed, denied atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, body, _ := postJSON(t, s.URL+"/v1/precheck", doc)
+				switch {
+				case status != 200:
+					failures.Add(1)
+				case bytes.Contains(body, []byte(`"allowed":true`)):
+					allowed.Add(1)
+				default:
+					denied.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	writeData("9.0.0")
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package precheck.rules.broken\n\nx := y\n"), 0o644)
+	if err := s.Reload(context.Background()); err == nil {
+		t.Error("a broken policy reloaded")
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	if failures.Load() != 0 || allowed.Load() == 0 || denied.Load() == 0 {
+		t.Fatalf("%d failures, %d allowed (old policy), %d denied (new policy)", failures.Load(), allowed.Load(), denied.Load())
+	}
+	if status, body, _ := postJSON(t, s.URL+"/v1/precheck", doc); status != 200 || !bytes.Contains(body, []byte("below the required 9.0.0")) {
+		t.Errorf("after the failed reload: %d %s", status, body)
+	}
+	status, body := get(t, s.URL+"/readyz")
+	if status != 200 || !bytes.Contains(body, []byte("broken.rego:3:6")) {
+		t.Errorf("readyz does not report the failed reload: %d %s", status, body)
+	}
+	if got := metric(t, s.URL, "precheck_policy_reloads_total", map[string]string{"result": "failure"}); got < 1 {
+		t.Errorf("reload failures counted: %v", got)
+	}
+	// The file watcher notices changes by itself.
+	os.Remove(filepath.Join(dir, "broken.rego"))
+	writeData("8.3.0.200")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, body, _ := postJSON(t, s.URL+"/v1/precheck", doc); bytes.Contains(body, []byte(`"allowed":true`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the change on disk was not picked up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGracefulShutdown: requests in flight when the server is told to stop still get their answers.
+func TestGracefulShutdown(t *testing.T) {
+	upstream := dwsfake.New()
+	defer upstream.Close()
+	upstream.SeedExample()
+	upstream.Fail(dwsfake.ListClusterDetails, dwsfake.Fault{Delay: 500 * time.Millisecond})
+	u, _ := url.Parse(upstream.URL)
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: u})
+
+	proxyAsAPI := &dwsfake.Server{URL: s.URL}
+	client, _ := proxyAsAPI.DWSClient(dwsfake.ExampleProjectID, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, err := client.ListClusterDetails(&model.ListClusterDetailsRequest{ClusterId: dwsfake.ExampleClusterID})
+			errs <- err
+		})
+	}
+	time.Sleep(150 * time.Millisecond) // the calls are now waiting on the slow upstream
+	s.stop()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a request in flight failed during shutdown: %v", err)
+		}
+	}
+	if err := <-s.done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	s.done <- nil // for the cleanup
+	if _, err := http.Get(s.URL + "/healthz"); err == nil {
+		t.Error("the server still accepts connections after shutdown")
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	upstream := dwsfake.New()
+	defer upstream.Close()
+	upstream.Fail(dwsfake.ListClusterDetails, dwsfake.Fault{Delay: 300 * time.Millisecond})
+	u, _ := url.Parse(upstream.URL)
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: u, MaxInFlight: 2})
+	var busy atomic.Int32
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			status, _ := get(t, s.URL+"/v1.0/"+dwsfake.ExampleProjectID+"/clusters/"+dwsfake.ExampleClusterID)
+			if status == 503 {
+				busy.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if busy.Load() == 0 {
+		t.Error("6 concurrent requests over a limit of 2, and none was turned away")
+	}
+}
+
+// bundleServer serves one bundle at a time over HTTP with an ETag, as OPA's bundle servers do.
+type bundleServer struct {
+	*httptest.Server
+	mu          sync.Mutex
+	bundle      []byte
+	notModified atomic.Int32
+}
+
+func newBundleServer(t *testing.T) *bundleServer {
+	b := &bundleServer{}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		data := b.bundle
+		b.mu.Unlock()
+		sum := sha256.Sum256(data)
+		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		if r.Header.Get("If-None-Match") == etag {
+			b.notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Write(data)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *bundleServer) serve(data []byte) {
+	b.mu.Lock()
+	b.bundle = data
+	b.mu.Unlock()
+}
+
+// signedBundle builds the default policy's bundle with the given revision and guestAgent minimum, signed
+// with key; tamper changes the data after signing.
+func signedBundle(t *testing.T, key *rsa.PrivateKey, revision, agent string, tamper bool) []byte {
+	t.Helper()
+	p, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.Bundle()
+	b.Manifest.Revision = revision
+	data, _ := json.Marshal(p.Data())
+	var copied map[string]any
+	json.Unmarshal(data, &copied)
+	copied["precheck"].(map[string]any)["config"].(map[string]any)["min_guest_agent_version"] = agent
+	b.Data = copied
+	if key != nil {
+		pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+		if err := b.GenerateSignature(bundle.NewSigningConfig(string(pemKey), "RS256", ""), "precheck", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tamper {
+		copied["precheck"].(map[string]any)["config"].(map[string]any)["min_guest_agent_version"] = "1.0.0"
+	}
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(*b); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestBundleService(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	verify := bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{
+		"precheck": {Key: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})), Algorithm: "RS256"},
+	}, "precheck", "", nil)
+
+	bs := newBundleServer(t)
+	bs.serve(signedBundle(t, key, "rev-1", "8.3.0.200", false))
+	source := &server.BundleService{URL: bs.URL + "/bundles/precheck.tar.gz", Interval: 50 * time.Millisecond, Verify: verify}
+	s := start(t, server.Config{Source: source, Backend: func() policy.Backend { return wasm.Backend(wasm.Config{}) }})
+	doc := example(t, "allowed-api-example.json")
+
+	revision := func() string {
+		_, body := get(t, s.URL+"/readyz")
+		var r struct{ Revision string }
+		json.Unmarshal(body, &r)
+		return r.Revision
+	}
+	waitFor := func(cond func() bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if revision() != "rev-1" {
+		t.Fatalf("revision %q", revision())
+	}
+	waitFor(func() bool { return bs.notModified.Load() >= 2 }, "polls answered 304 Not Modified")
+
+	bs.serve(signedBundle(t, key, "rev-2", "9.0.0", false))
+	waitFor(func() bool { return revision() == "rev-2" }, "the changed bundle")
+	if _, body, _ := postJSON(t, s.URL+"/v1/precheck", doc); !bytes.Contains(body, []byte("below the required 9.0.0")) {
+		t.Errorf("rev-2 does not decide: %s", body)
+	}
+
+	lastError := func() string {
+		_, body := get(t, s.URL+"/readyz")
+		var r struct {
+			LastReload struct{ Error string } `json:"last_reload"`
+		}
+		json.Unmarshal(body, &r)
+		return r.LastReload.Error
+	}
+	bs.serve(signedBundle(t, key, "rev-3", "8.3.0.200", true)) // tampered after signing
+	waitFor(func() bool { return strings.Contains(lastError(), "digest mismatch") }, "the tampered bundle to be refused")
+	if revision() != "rev-2" {
+		t.Errorf("revision %q after a tampered bundle, want rev-2 still serving", revision())
+	}
+	bs.serve(signedBundle(t, nil, "rev-4", "8.3.0.200", false)) // not signed at all
+	waitFor(func() bool { return strings.Contains(lastError(), "signatures") }, "the unsigned bundle to be refused")
+	if revision() != "rev-2" {
+		t.Errorf("revision %q after an unsigned bundle, want rev-2 still serving", revision())
+	}
+	if _, body, _ := postJSON(t, s.URL+"/v1/precheck", doc); !bytes.Contains(body, []byte("below the required 9.0.0")) {
+		t.Errorf("rev-2 no longer decides: %s", body)
+	}
+	if got := metric(t, s.URL, "precheck_policy_reloads_total", map[string]string{"result": "failure"}); got < 2 {
+		t.Errorf("reload failures counted: %v", got)
+	}
+}
+
+// TestLoad is a bounded load test on loopback: 50 clients for 2 seconds per engine, zero errors; it reports
+// throughput and latency percentiles (go test -run TestLoad -v).
+func TestLoad(t *testing.T) {
+	doc := example(t, "allowed-api-example.json")
+	for _, engine := range []struct {
+		name    string
+		backend func() policy.Backend
+	}{{"rego", regoBackend}, {"wasm", func() policy.Backend { return wasm.Backend(wasm.Config{}) }}} {
+		t.Run(engine.name, func(t *testing.T) {
+			s := start(t, server.Config{Source: defaultSource(), Backend: engine.backend})
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			const clients, duration = 50, 2 * time.Second
+			var mu sync.Mutex
+			var latencies []time.Duration
+			var errors atomic.Int64
+			deadline := time.Now().Add(duration)
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Go(func() {
+					var mine []time.Duration
+					for time.Now().Before(deadline) {
+						start := time.Now()
+						resp, err := client.Post(s.URL+"/v1/precheck", "application/json", bytes.NewReader(doc))
+						if err != nil {
+							errors.Add(1)
+							continue
+						}
+						body, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"allowed":true`)) {
+							errors.Add(1)
+						}
+						mine = append(mine, time.Since(start))
+					}
+					mu.Lock()
+					latencies = append(latencies, mine...)
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if errors.Load() != 0 || len(latencies) == 0 {
+				t.Fatalf("%d errors in %d requests", errors.Load(), len(latencies))
+			}
+			slices.Sort(latencies)
+			pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)] }
+			t.Logf("%s: %d clients, %d requests in %v: %.0f req/s, p50 %v, p99 %v, 0 errors",
+				engine.name, clients, len(latencies), duration, float64(len(latencies))/duration.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
+		})
+	}
+}

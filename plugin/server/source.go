@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/precheck/precheck/policy"
+)
+
+// Source is where the server's policy comes from. Load returns the policy as it is now (the same *Policy as
+// before when nothing changed); Watch calls changed whenever the policy may have changed, until ctx ends.
+type Source interface {
+	Load(ctx context.Context) (*policy.Policy, error)
+	Watch(ctx context.Context, changed func())
+	// String names the source for logs and /readyz.
+	String() string
+}
+
+// Files is a policy on disk (the embedded default, a directory or a bundle file, with or without
+// overrides), reloaded when a file under Paths changes.
+type Files struct {
+	// Read loads the policy, e.g. policy.Default or func() { return policy.LoadWithOverrides(dir) }.
+	Read func() (*policy.Policy, error)
+	// Paths are the files and directories to watch; none for the embedded default.
+	Paths []string
+	// Name names the source.
+	Name string
+}
+
+func (f *Files) String() string { return f.Name }
+
+func (f *Files) Load(context.Context) (*policy.Policy, error) { return f.Read() }
+
+// Watch follows the paths with fsnotify (directories with their subdirectories) and reports changes after a
+// short quiet period, so that an editor's burst of writes is one reload.
+func (f *Files) Watch(ctx context.Context, changed func()) {
+	if len(f.Paths) == 0 {
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return
+	}
+	defer w.Close()
+	for _, p := range f.Paths {
+		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = w.Add(path)
+			}
+			return nil
+		})
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			_ = w.Add(filepath.Dir(p)) // a file is watched through its directory: editors replace files
+		}
+	}
+	const quiet = 200 * time.Millisecond
+	var timer *time.Timer
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Create) {
+				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
+					_ = w.Add(ev.Name)
+				}
+			}
+			if timer == nil {
+				timer = time.AfterFunc(quiet, changed)
+			} else {
+				timer.Reset(quiet)
+			}
+		case <-w.Errors:
+		}
+	}
+}
+
+// BundleService is a policy served as an OPA bundle over HTTP, the protocol OPA's own bundle servers speak:
+// polled with If-None-Match, so that an unchanged bundle (304 Not Modified) costs nothing. With a
+// verification config the bundle must be signed; an unsigned or tampered bundle is refused and the server
+// keeps the revision it has.
+type BundleService struct {
+	URL      string
+	Client   *http.Client // default: http.DefaultClient with a 30 s timeout
+	Interval time.Duration
+	Verify   *bundle.VerificationConfig
+
+	mu   sync.Mutex
+	etag string
+	last *policy.Policy
+}
+
+func (b *BundleService) String() string { return b.URL }
+
+// Load fetches the bundle unless the server says it has not changed.
+func (b *BundleService) Load(ctx context.Context) (*policy.Policy, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if b.etag != "" && b.last != nil {
+		req.Header.Set("If-None-Match", b.etag)
+	}
+	client := b.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", b.URL, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		if b.last == nil {
+			return nil, fmt.Errorf("bundle %s: 304 Not Modified, but no bundle was loaded before", b.URL)
+		}
+		return b.last, nil
+	case http.StatusOK:
+	default:
+		return nil, fmt.Errorf("bundle %s: %s", b.URL, resp.Status)
+	}
+	const maxBundle = 64 << 20
+	p, err := policy.ReadBundle(io.LimitReader(resp.Body, maxBundle), b.URL, b.Verify)
+	if err != nil {
+		return nil, err
+	}
+	b.etag, b.last = resp.Header.Get("ETag"), p
+	return p, nil
+}
+
+// Watch asks again every Interval (default 30 s).
+func (b *BundleService) Watch(ctx context.Context, changed func()) {
+	interval := b.Interval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed()
+		}
+	}
+}
+
+// errNotReady is answered while no policy has loaded yet.
+var errNotReady = errors.New("no policy is loaded yet")
