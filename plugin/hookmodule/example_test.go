@@ -1,0 +1,48 @@
+package hookmodule_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/precheck/precheck/plugin"
+	"github.com/precheck/precheck/plugin/hookmodule"
+	"github.com/precheck/precheck/policy"
+)
+
+// Load a hook module (examples/hooks/freeze, built with GOOS=wasip1 GOARCH=wasm go build
+// -buildmode=c-shared) and run it in a chain.
+func ExampleLoad() {
+	ctx := context.Background()
+	path, err := builtPath(freezeModule) // the tests build freeze.wasm
+	if err != nil {
+		panic(err)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	freeze, err := hookmodule.Load(ctx, wasm, hookmodule.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer freeze.Close(ctx)
+
+	chain := plugin.NewChain(freeze) // and the policy: plugin.PolicyHook("policy", engine)
+	doc, err := policy.ReadDocument([]byte(`{
+		"request": {"project_id": "89cd04f168b84af6be287f71730fdb4b", "cluster_id": "97cbaab3-939e-4dbc-9187-0fe240f2b9fd"},
+		"cluster": {"tags": [{"key": "change-freeze", "value": "true"}]}
+	}`), policy.DefaultLimits)
+	if err != nil {
+		panic(err)
+	}
+	d, err := chain.CheckDocument(ctx, doc)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(freeze.Name(), d.Allowed, d.Error.Status, d.Error.ErrorCode)
+	fmt.Println(d.Violations[0].Remediation)
+	// Output:
+	// freeze false 403 FREEZE-TAG-001
+	// ask the cluster's owners to lift the freeze (remove the tag change-freeze or set it to false), then retry
+}

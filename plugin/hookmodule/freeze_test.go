@@ -1,0 +1,131 @@
+package hookmodule_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/precheck/precheck/plugin"
+	"github.com/precheck/precheck/plugin/hookmodule"
+	"github.com/precheck/precheck/policy"
+)
+
+// apiExample returns examples/inputs/allowed-api-example.json with the cluster's tags replaced by tags
+// (a JSON value; "" removes the member; "-" removes the cluster).
+func apiExample(t *testing.T, tags string) *policy.Document {
+	t.Helper()
+	data, err := os.ReadFile("../../examples/inputs/allowed-api-example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cluster := doc["cluster"].(map[string]any)
+	switch tags {
+	case "-":
+		delete(doc, "cluster")
+	case "":
+		delete(cluster, "tags")
+	default:
+		cluster["tags"] = json.RawMessage(tags)
+	}
+	data, err = json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return document(t, string(data))
+}
+
+// TestFreezeExample runs examples/hooks/freeze, built from source with freezeWindows, through a chain
+// next to another hook, and checks the decisions its README documents.
+func TestFreezeExample(t *testing.T) {
+	ctx := context.Background()
+	at := func(s string) func() time.Time {
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() time.Time { return ts }
+	}
+	wasm := module(t, freezeModule)
+	for _, tc := range []struct {
+		name       string
+		clock      func() time.Time // nil: the host's
+		tags       string
+		violations []string
+		warnings   []string // besides the other hook's
+	}{
+		{"untagged, windows in the past and far ahead", nil, `[{"key": "env", "value": "prod"}]`, nil, nil},
+		{"no tags at all", nil, `[]`, nil, nil},
+		{"no tags member", nil, ``, nil, nil},
+		{"tagged", nil, `[{"key": "env", "value": "prod"}, {"key": "change-freeze", "value": "true"}]`, []string{"FREEZE-TAG-001"}, nil},
+		{"tagged TRUE", nil, `[{"key": "change-freeze", "value": " TRUE"}]`, []string{"FREEZE-TAG-001"}, nil},
+		{"tagged false", nil, `[{"key": "change-freeze", "value": "false"}]`, nil, nil},
+		{"tags unreadable", nil, `"change-freeze=true"`, []string{"FREEZE-TAG-002"}, nil},
+		{"cluster unknown", nil, `-`, []string{"FREEZE-TAG-002"}, nil},
+		{"inside a window", at("2036-12-24T18:00:00Z"), `[]`, []string{"FREEZE-WINDOW-001"}, nil},
+		{"inside a window, tagged", at("2020-12-20T00:00:00Z"), `[{"key": "change-freeze", "value": "true"}]`, []string{"FREEZE-TAG-001", "FREEZE-WINDOW-001"}, nil},
+		{"at the end of a window", at("2037-01-05T00:00:00Z"), `[]`, nil, nil},
+		{"a window starts in 3 days", at("2036-12-17T00:00:00Z"), `[]`, nil, []string{"FREEZE-WINDOW-002"}},
+		{"a window starts in 8 days", at("2036-12-12T00:00:00Z"), `[]`, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			freeze := load(t, wasm, hookmodule.Config{Clock: tc.clock})
+			if freeze.Name() != "freeze" {
+				t.Errorf("Name() = %q", freeze.Name())
+			}
+			d, err := plugin.NewChain(freeze, allowWithWarning).CheckDocument(ctx, apiExample(t, tc.tags))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := codes(d.Violations); !reflect.DeepEqual(got, append([]string{}, tc.violations...)) {
+				t.Errorf("violations = %v, want %v (%+v)", got, tc.violations, d.Violations)
+			}
+			if got, want := codes(d.Warnings), append(tc.warnings, "STATIC-001"); !reflect.DeepEqual(got, want) {
+				t.Errorf("warnings = %v, want %v", got, want)
+			}
+			if d.Allowed != (len(tc.violations) == 0) {
+				t.Errorf("allowed = %v", d.Allowed)
+			}
+			if !d.Allowed && (d.Error.Status != 403 || d.Error.ErrorCode != tc.violations[0]) {
+				t.Errorf("error = %+v, want 403 %s", d.Error, tc.violations[0])
+			}
+			for _, v := range append(d.Violations, d.Warnings...) {
+				if v.Field == "" || v.Message == "" || (strings.HasPrefix(v.Code, "FREEZE") && v.Remediation == "") {
+					t.Errorf("finding without field, message or remediation: %+v", v)
+				}
+			}
+		})
+	}
+}
+
+// TestFreezeReadme checks the violation the README shows, word for word.
+func TestFreezeReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../examples/hooks/freeze/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(readme), "```json\n")
+	end := strings.Index(string(readme)[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("README.md shows no violation")
+	}
+	var want policy.Violation
+	if err := json.Unmarshal(readme[start+8:start+8+end], &want); err != nil {
+		t.Fatal(err)
+	}
+	freeze := load(t, module(t, freezeModule), hookmodule.Config{})
+	d, err := freeze.Run(context.Background(), apiExample(t, `[{"key": "change-freeze", "value": "true"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Violations) != 1 || d.Violations[0] != want {
+		t.Errorf("violations = %+v\nREADME.md shows %+v", d.Violations, want)
+	}
+}

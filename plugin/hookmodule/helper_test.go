@@ -1,0 +1,325 @@
+package hookmodule_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/precheck/precheck/plugin/hookmodule"
+	"github.com/precheck/precheck/policy"
+)
+
+// The Go modules the tests use, built from source once per test binary.
+const (
+	probeModule  = "probe"  // testdata/probe: what it does is chosen by the document's member "probe"
+	freezeModule = "freeze" // examples/hooks/freeze, built with freezeWindows
+)
+
+// freezeWindows are the freeze windows the tests build the freeze hook with: one long past, one far ahead.
+const freezeWindows = "2020-12-20T00:00:00Z/2021-01-05T00:00:00Z,2036-12-20T00:00:00Z/2037-01-05T00:00:00Z"
+
+var built struct {
+	once  sync.Once
+	dir   string
+	paths map[string]string
+	err   error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// builtPath returns the file of a Go hook module, building them all the first time: with the local
+// toolchain (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared), all at once. It also loads each
+// once, into the package's shared compilation cache, and keeps it open, so that the tests' Loads (with
+// Config.Cache nil) find the machine code there: compiling a Go module takes a second, twenty under -race.
+func builtPath(name string) (string, error) {
+	built.once.Do(func() { built.dir, built.paths, built.err = buildModules() })
+	if built.err != nil {
+		return "", built.err
+	}
+	return built.paths[name], nil
+}
+
+func module(tb testing.TB, name string) []byte {
+	tb.Helper()
+	path, err := builtPath(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+func buildModules() (dir string, paths map[string]string, err error) {
+	dir, err = os.MkdirTemp("", "hookmodule-test")
+	if err != nil {
+		return "", nil, err
+	}
+	specs := map[string][]string{
+		probeModule:  {"./testdata/probe"},
+		freezeModule: {"-ldflags", "-X main.freezeWindows=" + freezeWindows, "../../examples/hooks/freeze"},
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []string
+	)
+	paths = map[string]string{}
+	for name, args := range specs {
+		wg.Go(func() {
+			out := filepath.Join(dir, name+".wasm")
+			cmd := exec.Command(goTool, append([]string{"build", "-buildmode=c-shared", "-o", out}, args...)...)
+			// GOFLAGS is cleared: a -race or -cover meant for the test binary does not apply to wasm.
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("building %s (go build %s): %v\n%s", name, strings.Join(args, " "), err, msg))
+				mu.Unlock()
+				return
+			}
+			err := warm(out)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("loading %s: %v", name, err))
+				return
+			}
+			paths[name] = out
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return dir, nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return dir, paths, nil
+}
+
+// warm loads a module and leaves it open, so that its code stays in the shared compilation cache.
+func warm(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	_, err = hookmodule.Load(context.Background(), data, hookmodule.Config{Timeout: time.Minute})
+	return err
+}
+
+func load(tb testing.TB, wasm []byte, cfg hookmodule.Config) *hookmodule.Module {
+	tb.Helper()
+	m, err := hookmodule.Load(context.Background(), wasm, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+func document(tb testing.TB, json string) *policy.Document {
+	tb.Helper()
+	d, err := policy.ReadDocument([]byte(json), policy.DefaultLimits)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// staticHook is a trivial hook that always answers the same decision.
+type staticHook struct {
+	name string
+	d    policy.Decision
+}
+
+func (h staticHook) Name() string { return h.name }
+
+func (h staticHook) Run(context.Context, *policy.Document) (*policy.Decision, error) {
+	d := h.d
+	return &d, nil
+}
+
+// allowWithWarning is a second hook for chains: it allows, with a warning.
+var allowWithWarning = staticHook{name: "static", d: policy.Decision{
+	Allowed:    true,
+	Violations: []policy.Violation{},
+	Warnings:   []policy.Violation{{Code: "STATIC-001", Field: "request", Severity: "warn", Message: "static warning"}},
+}}
+
+// codes lists the codes of findings, in order.
+func codes(vs []policy.Violation) []string {
+	c := make([]string, len(vs))
+	for i, v := range vs {
+		c[i] = v.Code
+	}
+	return c
+}
+
+// A tiny WebAssembly assembler for hand-written modules: the shapes Go cannot produce (a real wasm trap, a
+// module without exports, foreign imports, ABI mistakes).
+
+const (
+	i32 = 0x7f
+	i64 = 0x7e
+)
+
+type wasmImport struct {
+	module, name          string
+	params, results       []byte // of a function
+	memory, global, table bool   // an import of another kind
+}
+
+type wasmFunc struct {
+	export          string
+	params, results []byte
+	body            []byte // instructions, without the final end
+}
+
+type wasmModule struct {
+	imports  []wasmImport
+	memPages int // 0: no memory; exported as "memory"
+	funcs    []wasmFunc
+	data     map[uint32]string // offset -> bytes
+}
+
+func (w wasmModule) bytes() []byte {
+	out := []byte("\x00asm\x01\x00\x00\x00")
+	var types, imports, funcs, exports, code, data []byte
+	ntypes, nimports, nfuncImports, nexports := 0, 0, 0, 0
+	addType := func(params, results []byte) int {
+		types = append(types, 0x60)
+		types = appendVec(types, params)
+		types = appendVec(types, results)
+		ntypes++
+		return ntypes - 1
+	}
+	for _, im := range w.imports {
+		imports = appendName(imports, im.module)
+		imports = appendName(imports, im.name)
+		switch {
+		case im.memory:
+			imports = append(imports, 0x02, 0x00, 0x01)
+		case im.global:
+			imports = append(imports, 0x03, i32, 0x00)
+		case im.table:
+			imports = append(imports, 0x01, 0x70, 0x01, 0x01, 0x02)
+		default:
+			imports = append(imports, 0x00)
+			imports = binary.AppendUvarint(imports, uint64(addType(im.params, im.results)))
+			nfuncImports++
+		}
+		nimports++
+	}
+	for i, f := range w.funcs {
+		funcs = binary.AppendUvarint(funcs, uint64(addType(f.params, f.results)))
+		body := append([]byte{0x00}, f.body...) // no locals
+		body = append(body, 0x0b)
+		code = binary.AppendUvarint(code, uint64(len(body)))
+		code = append(code, body...)
+		if f.export != "" {
+			exports = appendName(exports, f.export)
+			exports = append(exports, 0x00)
+			exports = binary.AppendUvarint(exports, uint64(nfuncImports+i))
+			nexports++
+		}
+	}
+	if w.memPages > 0 {
+		exports = appendName(exports, "memory")
+		exports = append(exports, 0x02, 0x00)
+		nexports++
+	}
+	for off, b := range w.data {
+		data = append(data, 0x00, 0x41)
+		data = appendSleb(data, int64(off))
+		data = append(data, 0x0b)
+		data = appendVec(data, []byte(b))
+	}
+	section := func(id byte, count int, body []byte) {
+		if count == 0 {
+			return
+		}
+		content := binary.AppendUvarint(nil, uint64(count))
+		content = append(content, body...)
+		out = append(out, id)
+		out = binary.AppendUvarint(out, uint64(len(content)))
+		out = append(out, content...)
+	}
+	section(1, ntypes, types)
+	section(2, nimports, imports)
+	section(3, len(w.funcs), funcs)
+	if w.memPages > 0 {
+		section(5, 1, binary.AppendUvarint([]byte{0x00}, uint64(w.memPages)))
+	}
+	section(7, nexports, exports)
+	section(10, len(w.funcs), code)
+	section(11, len(w.data), data)
+	return out
+}
+
+func appendVec(b, items []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(items)))
+	return append(b, items...)
+}
+
+func appendName(b []byte, s string) []byte { return appendVec(b, []byte(s)) }
+
+func appendSleb(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func i32Const(v int32) []byte { return appendSleb([]byte{0x41}, int64(v)) }
+func i64Const(v int64) []byte { return appendSleb([]byte{0x42}, v) }
+
+// packed is the i64 of an answer at ptr of n bytes.
+func packed(ptr, n uint32) int64 { return int64(uint64(ptr)<<32 | uint64(n)) }
+
+var (
+	unreachable = []byte{0x00}
+	endlessLoop = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00} // loop (br 0) end unreachable
+)
+
+// handWritten is a minimal hook module in raw wasm: its name is at 16, the answer "{}" at 32, and its
+// precheck_hook runs hookBody. Options change one thing at a time.
+func handWritten(hookBody []byte, opts ...func(*wasmModule)) []byte {
+	w := wasmModule{
+		memPages: 1,
+		data:     map[uint32]string{16: "handwritten", 32: "{}"},
+		funcs: []wasmFunc{
+			{export: "precheck_abi_version", results: []byte{i32}, body: i32Const(1)},
+			{export: "precheck_hook_name", results: []byte{i64}, body: i64Const(packed(16, 11))},
+			{export: "precheck_alloc", params: []byte{i32}, results: []byte{i32}, body: i32Const(1024)},
+			{export: "precheck_hook", params: []byte{i32, i32}, results: []byte{i64}, body: hookBody},
+		},
+	}
+	for _, o := range opts {
+		o(&w)
+	}
+	return w.bytes()
+}
+
+// answering is a hook body that returns a packed answer.
+func answering(ptr, n uint32) []byte { return i64Const(packed(ptr, n)) }
