@@ -402,3 +402,43 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+// TestFmtAndLintThePolicies: the default policy and the example override are formatted and lint clean (CI
+// also runs the commands themselves).
+func TestFmtAndLintThePolicies(t *testing.T) {
+	if code, out, errOut := precheck(t, "", "fmt", "--check", "../../rego", "../../examples/policies"); code != exitAllowed {
+		t.Errorf("fmt --check: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"lint"}, {"lint", "--policy", "../../examples/policies/regulated-bank"}} {
+		if code, out, errOut := precheck(t, "", args...); code != exitAllowed {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ugly.rego"), []byte("package ugly\nx:=1\n"), 0o644)
+	if code, out, _ := precheck(t, "", "fmt", "--check", dir); code != exitDenied || !strings.Contains(out, "ugly.rego") {
+		t.Errorf("an unformatted file: exit %d\n%s", code, out)
+	}
+	if code, _, _ := precheck(t, "", "fmt", dir); code != exitAllowed {
+		t.Error("fmt did not format")
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "ugly.rego")); string(data) != "package ugly\n\nx := 1\n" {
+		t.Errorf("formatted to %q", data)
+	}
+}
+
+func TestRulesWaivers(t *testing.T) {
+	code, out, errOut := precheck(t, "", "rules", "--policy", "../../examples/policies/regulated-bank", "--waivers", "--at", "2027-01-20T00:00:00Z")
+	if code != exitAllowed || !strings.Contains(out, "[0] stale    PRECHECK-VER-002 for cluster_id=97cbaab3-939e-4dbc-9187-0fe240f2b9fd, until 2027-02-01") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	for at, want := range map[string]string{"2026-12-01T00:00:00Z": "active", "2027-02-01T00:00:00Z": "expired"} {
+		_, out, _ := precheck(t, "", "rules", "--policy", "../../examples/policies/regulated-bank", "--waivers", "--at", at, "--format", "json")
+		if !strings.Contains(out, `"status": "`+want+`"`) {
+			t.Errorf("at %s: %s", at, out)
+		}
+	}
+	if _, out, _ := precheck(t, "", "rules", "--waivers"); !strings.Contains(out, "no waivers") {
+		t.Errorf("default policy: %s", out)
+	}
+}
