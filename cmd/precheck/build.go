@@ -19,7 +19,7 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("precheck build", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var pf policyFlags
-	pf.register(fs, false)
+	pf.register(fs, "")
 	out := fs.String("o", "precheck.wasm", "where to write the compiled module")
 	bundlePath := fs.String("bundle", "", "also write an OPA bundle (.tar.gz: .manifest, data.json, /policy.wasm) here")
 	if err := fs.Parse(args); err != nil {

@@ -45,7 +45,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("precheck check", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var pf policyFlags
-	pf.register(fs, true)
+	pf.register(fs, "rego")
 	input := fs.String("input", "", "the input document: a JSON file, or - for stdin")
 	format := fs.String("format", "text", "output: "+formatNames(decisionFormats))
 	at := fs.String("at", "", "decide as if it were this RFC 3339 time (to preview a waiver's expiry)")

@@ -14,7 +14,7 @@ func runLint(_ context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("precheck lint", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var pf policyFlags
-	pf.register(fs, false)
+	pf.register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}

@@ -16,11 +16,12 @@ type policyFlags struct {
 	engine    string
 }
 
-func (f *policyFlags) register(fs *flag.FlagSet, withEngine bool) {
+// register adds the flags; with a defaultEngine ("rego", "wasm") it adds --engine too.
+func (f *policyFlags) register(fs *flag.FlagSet, defaultEngine string) {
 	fs.StringVar(&f.path, "policy", "", "a policy directory or bundle (.tar.gz) layered over the embedded default")
 	fs.BoolVar(&f.noDefault, "no-default", false, "use --policy alone, without the embedded default under it")
-	if withEngine {
-		fs.StringVar(&f.engine, "engine", "rego", "evaluation engine: "+engineNames())
+	if defaultEngine != "" {
+		fs.StringVar(&f.engine, "engine", defaultEngine, "evaluation engine: "+engineNames())
 	}
 }
 

@@ -30,7 +30,7 @@ func runRules(_ context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("precheck rules", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var pf policyFlags
-	pf.register(fs, false)
+	pf.register(fs, "")
 	format := fs.String("format", "text", "output: "+formatNames(catalogFormats))
 	waivers := fs.Bool("waivers", false, "list the waivers in data instead, with which are stale or expired")
 	at := fs.String("at", "", "with --waivers: judge expiry at this RFC 3339 time instead of now")

@@ -32,7 +32,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("precheck serve", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var pf policyFlags
-	pf.register(fs, true)
+	pf.register(fs, "rego")
 	addr := fs.String("addr", "127.0.0.1:8181", "address to listen on")
 	bundleURL := fs.String("bundle-url", "", "load the policy from this OPA bundle service URL instead (polled with ETag)")
 	bundlePoll := fs.Duration("bundle-poll", 30*time.Second, "how often to poll --bundle-url")

@@ -21,7 +21,7 @@ func runTest(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("precheck test", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	var pf policyFlags
-	pf.register(fs, false)
+	pf.register(fs, "")
 	coverage := fs.Bool("coverage", false, "report which lines of the policy the tests reach")
 	threshold := fs.Float64("threshold", 0, "with --coverage: fail when coverage is below this percentage")
 	runOnly := fs.String("run", "", "only tests whose name matches this regular expression")

@@ -61,6 +61,9 @@ func TestReadInventoryCSV(t *testing.T) {
 	if b.Cluster.Encrypted != nil || b.Cluster.GuestAgentVersion != "" || *b.Cluster.TaskStatus != "SNAPSHOTTING" {
 		t.Errorf("second %+v (an empty boolean cell is unknown)", b.Cluster)
 	}
+	if b.Key != nil || b.Tenant != nil {
+		t.Errorf("second: empty key and tenant cells gave %+v %+v", b.Key, b.Tenant)
+	}
 }
 
 func TestInventoryErrors(t *testing.T) {

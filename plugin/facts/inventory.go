@@ -85,7 +85,8 @@ func ParseJSON(data []byte) (*Inventory, error) {
 
 // csvColumns are the columns a CSV inventory may have, each setting one member of an entry. A column that is
 // absent leaves its member unknown; an empty cell is an empty string (task_status "" is an idle cluster), or
-// unknown for a boolean.
+// unknown for a boolean. Empty key and tenant cells give no key or tenant at all: a row without key facts
+// is then checked as such (a warning), not as a key whose facts are missing.
 var csvColumns = map[string]func(e *Entry, cell string) error{
 	"project_id":            func(e *Entry, s string) error { e.ProjectID = s; return nil },
 	"cluster_id":            func(e *Entry, s string) error { e.ClusterID = s; return nil },
@@ -98,10 +99,10 @@ var csvColumns = map[string]func(e *Entry, cell string) error{
 	"dr_relationship":       func(e *Entry, s string) error { return setBool(&cluster(e).DRRelationship, s) },
 	"enterprise_project_id": func(e *Entry, s string) error { cluster(e).EnterpriseProjectID = s; return nil },
 	"tags":                  func(e *Entry, s string) error { return setTags(cluster(e), s) },
-	"key_id":                func(e *Entry, s string) error { key(e).KeyID = s; return nil },
-	"key_state":             func(e *Entry, s string) error { key(e).KeyState = s; return nil },
-	"key_spec":              func(e *Entry, s string) error { key(e).KeySpec = s; return nil },
-	"tenant_class":          func(e *Entry, s string) error { e.Tenant = &policy.Tenant{Class: s}; return nil },
+	"key_id":                func(e *Entry, s string) error { ifGiven(s, func() { key(e).KeyID = s }); return nil },
+	"key_state":             func(e *Entry, s string) error { ifGiven(s, func() { key(e).KeyState = s }); return nil },
+	"key_spec":              func(e *Entry, s string) error { ifGiven(s, func() { key(e).KeySpec = s }); return nil },
+	"tenant_class":          func(e *Entry, s string) error { ifGiven(s, func() { e.Tenant = &policy.Tenant{Class: s} }); return nil },
 	"crypt_algorithm":       func(e *Entry, s string) error { encrypt(e).CryptAlgorithm = s; return nil },
 	"master_key_id":         func(e *Entry, s string) error { encrypt(e).MasterKeyID = s; return nil },
 	"master_key_name":       func(e *Entry, s string) error { encrypt(e).MasterKeyName = s; return nil },
@@ -156,6 +157,12 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 		}
 	}
 	return inv, nil
+}
+
+func ifGiven(s string, set func()) {
+	if s != "" {
+		set()
+	}
 }
 
 func cluster(e *Entry) *policy.Cluster {

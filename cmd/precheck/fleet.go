@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/precheck/precheck/plugin/facts"
+	"github.com/precheck/precheck/policy"
+)
+
+func init() {
+	verbs["fleet"] = verb{summary: "decide on every cluster of an inventory: a readiness report", run: runFleet}
+}
+
+// fleetFormat writes a fleet report. Each format is its own type in its own file (fleet_format_*.go).
+type fleetFormat interface {
+	writeFleet(w io.Writer, r *fleetReport, terminal bool) error
+}
+
+var fleetFormats = map[string]fleetFormat{
+	"text":     fleetText{},
+	"json":     fleetJSON{},
+	"markdown": fleetMarkdown{},
+	"junit":    fleetJUnit{},
+	"sarif":    fleetSARIF{},
+}
+
+// fleetDefaultEngine is fleet's engine unless --engine says otherwise: a fleet is many decisions on one
+// policy, which is what the wasm engine is fast at.
+const fleetDefaultEngine = "wasm"
+
+func runFleet(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("precheck fleet", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var pf policyFlags
+	pf.register(fs, fleetDefaultEngine)
+	inventory := fs.String("inventory", "", "the clusters: a JSON array of entries, or CSV (a .csv file)")
+	format := fs.String("format", "text", "output: "+formatNames(fleetFormats))
+	at := fs.String("at", "", "decide as if it were this RFC 3339 time (to preview a waiver's expiry); default now")
+	concurrency := fs.Int("concurrency", runtime.GOMAXPROCS(0), "clusters decided at once")
+	failOnBlocked := fs.Bool("fail-on-blocked", false, "exit 1 when any cluster is blocked")
+	var call facts.Encrypt
+	fs.StringVar(&call.CryptAlgorithm, "algorithm", "", "crypt_algorithm for entries whose encrypt does not give one")
+	fs.StringVar(&call.MasterKeyID, "key-id", "", "master_key_id for entries whose encrypt does not give one")
+	fs.StringVar(&call.MasterKeyName, "key-name", "", "master_key_name for entries whose encrypt does not give one")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "Usage: precheck fleet --inventory FILE [--algorithm A] [--key-id ID] [--key-name NAME] [--at TIME]")
+		fmt.Fprintln(e.stderr, "                      [--policy PATH] [--engine rego|wasm] [--concurrency N] [--fail-on-blocked]")
+		fmt.Fprintln(e.stderr, "                      [--format "+formatNames(fleetFormats)+"]")
+		fmt.Fprintln(e.stderr, "\nDecides on the intended call for every cluster of the inventory (the entry's encrypt, its missing")
+		fmt.Fprintln(e.stderr, "members taken from the flags) and reports which clusters are ready and what blocks the rest.")
+		fmt.Fprintln(e.stderr, "The engine defaults to wasm here. Exit codes: 0 reported, 1 a cluster is blocked (with")
+		fmt.Fprintln(e.stderr, "--fail-on-blocked), 2 bad usage or inventory, 3 policy or engine error.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return fail(e, usageError(fmt.Sprintf("unexpected argument %q (the clusters are --inventory FILE)", fs.Arg(0))))
+	}
+	out, ok := fleetFormats[*format]
+	if !ok {
+		return fail(e, usageError(fmt.Sprintf("unknown format %q (want %s)", *format, formatNames(fleetFormats))))
+	}
+	if *inventory == "" {
+		return fail(e, usageError("no inventory: give --inventory FILE (see precheck fleet -h)"))
+	}
+	if *concurrency < 1 {
+		return fail(e, usageError(fmt.Sprintf("--concurrency %d: want at least 1", *concurrency)))
+	}
+	// Every cluster is judged at the same instant, which the report states.
+	now := time.Now().UTC()
+	if *at != "" {
+		var err error
+		if now, err = time.Parse(time.RFC3339, *at); err != nil {
+			return fail(e, usageError("--at: "+err.Error()))
+		}
+	}
+	// Reading a large inventory and preparing the policy each take a good part of a second: do both at once.
+	// A bad inventory is reported before a bad policy, as a bad command line would be.
+	var inv *facts.Inventory
+	var invErr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		inv, invErr = facts.ReadInventory(*inventory)
+	}()
+	p, eng, err := fleetEngine(ctx, &pf, now)
+	<-read
+	if eng != nil {
+		defer eng.Close(ctx)
+	}
+	if invErr != nil {
+		return fail(e, usageError(invErr.Error()))
+	}
+	if err != nil {
+		return fail(e, err)
+	}
+
+	progress := startFleetProgress(e, len(inv.Entries))
+	decisions, err := decideFleet(ctx, eng, inv.Entries, call, *concurrency, progress.add)
+	progress.finish()
+	if err != nil {
+		return fail(e, err)
+	}
+	r := newFleetReport(p, now, inv.Entries, decisions)
+	// A report of thousands of clusters is thousands of small writes: buffer them.
+	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	if err := out.writeFleet(w, r, e.terminal); err != nil {
+		return fail(e, err)
+	}
+	if err := w.Flush(); err != nil {
+		return fail(e, err)
+	}
+	if *failOnBlocked && r.Summary.Blocked > 0 {
+		return exitDenied
+	}
+	return exitAllowed
+}
+
+// fleetEngine loads the policy the flags name and prepares it with the fleet's clock.
+func fleetEngine(ctx context.Context, pf *policyFlags, now time.Time) (*policy.Policy, *policy.Engine, error) {
+	p, err := pf.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := pf.newEngine(ctx, p, policy.WithClock(func() time.Time { return now }))
+	return p, eng, err
+}
+
+// decideFleet decides on every entry with a pool of workers and returns the decisions in inventory order.
+// An error on any one cluster stops the run: a fleet report must not silently leave a cluster out.
+func decideFleet(ctx context.Context, eng *policy.Engine, entries []facts.Entry, call facts.Encrypt, workers int, done func()) ([]*policy.Decision, error) {
+	decisions := make([]*policy.Decision, len(entries))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Each decision runs under a context that cannot end. On the wasm engine that is the fast path, code
+	// without wazero's termination checks and several times faster (see wasm/internal/opahost), and Rego
+	// evaluation always terminates. An interrupt or another worker's error still stops the run between
+	// clusters, that is within one decision's time.
+	evalCtx := context.WithoutCancel(ctx)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(entries)) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(entries) {
+					return
+				}
+				d, err := decideEntry(evalCtx, eng, &entries[i], call)
+				if err != nil {
+					// Not wrapped: whatever the cause, failing to decide is the policy's or the engine's
+					// error (exit 3), never the inventory's.
+					cancel(fmt.Errorf("deciding entry %d (cluster %s): %v", i+1, entries[i].ClusterID, err))
+					return
+				}
+				decisions[i] = d
+				done()
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return decisions, nil
+}
+
+// decideEntry decides on the call intended for one cluster.
+func decideEntry(ctx context.Context, eng *policy.Engine, entry *facts.Entry, call facts.Encrypt) (*policy.Decision, error) {
+	doc, err := policy.NewDocument(fleetInput(entry, call))
+	if err != nil {
+		return nil, err
+	}
+	return eng.CheckDocument(ctx, doc)
+}
+
+// fleetInput is the input document for an entry: the request names the entry's project and cluster, its body
+// is the entry's encrypt with the members it lacks taken from call (the flags), and the facts are the entry's.
+func fleetInput(entry *facts.Entry, call facts.Encrypt) *policy.Input {
+	enc := call
+	if given := entry.Encrypt; given != nil {
+		if given.CryptAlgorithm != "" {
+			enc.CryptAlgorithm = given.CryptAlgorithm
+		}
+		if given.MasterKeyID != "" {
+			enc.MasterKeyID = given.MasterKeyID
+		}
+		if given.MasterKeyName != "" {
+			enc.MasterKeyName = given.MasterKeyName
+		}
+	}
+	// Marshalling a struct of strings cannot fail. Members neither gives are left out, so the policy names
+	// each one missing.
+	body, _ := json.Marshal(struct {
+		Encrypt facts.Encrypt `json:"encrypt"`
+	}{enc})
+	return &policy.Input{
+		Request: policy.Request{ProjectID: entry.ProjectID, ClusterID: entry.ClusterID, Body: body},
+		Cluster: entry.Cluster,
+		Key:     entry.Key,
+		Tenant:  entry.Tenant,
+	}
+}

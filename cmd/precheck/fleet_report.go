@@ -1,0 +1,116 @@
+package main
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/precheck/precheck/plugin/facts"
+	"github.com/precheck/precheck/policy"
+)
+
+// fleetReport is what `precheck fleet` finds: which clusters can be converted now and what blocks the rest.
+// Every format writes it; --format json writes it as it is, so it reads back into this type unchanged.
+type fleetReport struct {
+	// Policy is where the policy came from; At is the instant every cluster was judged at (RFC 3339).
+	Policy   string         `json:"policy"`
+	At       string         `json:"at"`
+	Summary  fleetSummary   `json:"summary"`
+	Clusters []fleetCluster `json:"clusters"` // in inventory order
+}
+
+type fleetSummary struct {
+	Total   int `json:"total"`
+	Ready   int `json:"ready"`
+	Blocked int `json:"blocked"`
+	// BlockedBy counts, for each rule that denies some cluster, the clusters it blocks (a cluster blocked by
+	// several rules counts for each); WarnedBy does the same for warnings. Most clusters first.
+	BlockedBy []fleetReason `json:"blocked_by"`
+	WarnedBy  []fleetReason `json:"warned_by"`
+}
+
+// fleetReason is one rule as the summary reports it, described from the policy's catalog.
+type fleetReason struct {
+	Code        string `json:"code"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+	Remediation string `json:"remediation,omitempty"`
+	Clusters    int    `json:"clusters"`
+}
+
+type fleetCluster struct {
+	ProjectID  string             `json:"project_id"`
+	ClusterID  string             `json:"cluster_id"`
+	Verdict    string             `json:"verdict"` // verdictReady or verdictBlocked
+	Violations []policy.Violation `json:"violations"`
+	Warnings   []policy.Violation `json:"warnings"`
+}
+
+const (
+	verdictReady   = "ready"
+	verdictBlocked = "blocked"
+)
+
+// name is how the formats name a cluster: project/cluster, as the API's path has them.
+func (c *fleetCluster) name() string {
+	if c.ProjectID == "" {
+		return c.ClusterID
+	}
+	return c.ProjectID + "/" + c.ClusterID
+}
+
+// newFleetReport builds the report from the decisions, which are in the entries' order.
+func newFleetReport(p *policy.Policy, at time.Time, entries []facts.Entry, decisions []*policy.Decision) *fleetReport {
+	r := &fleetReport{
+		Policy:   p.Source(),
+		At:       at.Format(time.RFC3339),
+		Clusters: make([]fleetCluster, len(entries)),
+	}
+	blocked, warned := map[string]int{}, map[string]int{}
+	for i, d := range decisions {
+		c := fleetCluster{
+			ProjectID:  entries[i].ProjectID,
+			ClusterID:  entries[i].ClusterID,
+			Verdict:    verdictReady,
+			Violations: d.Violations,
+			Warnings:   d.Warnings,
+		}
+		if !d.Allowed {
+			c.Verdict = verdictBlocked
+			r.Summary.Blocked++
+		}
+		countCodes(blocked, c.Violations)
+		countCodes(warned, c.Warnings)
+		r.Clusters[i] = c
+	}
+	r.Summary.Total = len(entries)
+	r.Summary.Ready = r.Summary.Total - r.Summary.Blocked
+	catalog := p.Catalog()
+	r.Summary.BlockedBy = fleetReasons(blocked, catalog)
+	r.Summary.WarnedBy = fleetReasons(warned, catalog)
+	return r
+}
+
+// countCodes counts each code of vs once.
+func countCodes(counts map[string]int, vs []policy.Violation) {
+	for i, v := range vs {
+		if !slices.ContainsFunc(vs[:i], func(u policy.Violation) bool { return u.Code == v.Code }) {
+			counts[v.Code]++
+		}
+	}
+}
+
+func fleetReasons(counts map[string]int, catalog *policy.Catalog) []fleetReason {
+	reasons := make([]fleetReason, 0, len(counts))
+	for code, n := range counts {
+		r := fleetReason{Code: code, Title: code, Clusters: n}
+		if rule, ok := catalog.Lookup(code); ok { // a hook's finding has no rule in the catalog
+			r.Title, r.Description, r.Remediation = rule.Title, rule.Description, rule.Remediation
+		}
+		reasons = append(reasons, r)
+	}
+	slices.SortFunc(reasons, func(a, b fleetReason) int {
+		return cmp.Or(cmp.Compare(b.Clusters, a.Clusters), cmp.Compare(a.Code, b.Code))
+	})
+	return reasons
+}
