@@ -105,7 +105,10 @@ func (pr *prepared) retire(ctx context.Context) {
 	_ = pr.eval.Close(ctx)
 }
 
-// Close releases the engine's policy. The engine must not be used afterwards.
+// ErrClosed is returned by an Engine after Close.
+var ErrClosed = errors.New("precheck: the engine is closed")
+
+// Close releases the engine's policy; later checks return ErrClosed.
 func (e *Engine) Close(ctx context.Context) error {
 	pr := e.current.Load()
 	pr.mu.Lock()
@@ -151,9 +154,12 @@ func (e *Engine) CheckDocument(ctx context.Context, doc *Document) (*Decision, e
 	for {
 		pr := e.current.Load()
 		pr.mu.RLock()
-		if pr.retired { // swapped out between Load and RLock: take the new one
+		if pr.retired {
 			pr.mu.RUnlock()
-			continue
+			if e.current.Load() == pr {
+				return nil, ErrClosed
+			}
+			continue // swapped out between Load and RLock: take the new one
 		}
 		d, err := pr.eval.Eval(ctx, doc, e.now())
 		pr.mu.RUnlock()

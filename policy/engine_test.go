@@ -228,3 +228,17 @@ func TestBrokenBodyInInput(t *testing.T) {
 		t.Fatalf("err = %v, want an InputError naming request.body", err)
 	}
 }
+
+func TestClosedEngine(t *testing.T) {
+	p, _ := policy.Default()
+	e, err := policy.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CheckJSON(context.Background(), []byte(`{}`)); !errors.Is(err, policy.ErrClosed) {
+		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+}
