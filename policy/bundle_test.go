@@ -75,6 +75,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"data.precheck.levels.tenant_classes.regulated: NO-SUCH-1 is not a rule code"}},
 		{"bad minimum version", map[string]string{"data.json": `{"precheck": {"config": {"min_guest_agent_version": "8.3.x"}}}`},
 			[]string{"data.precheck.config.min_guest_agent_version: 8.3.x is not a version"}},
+		{"misspelt required fact", map[string]string{"data.json": `{"precheck": {"config": {"required_facts": [{"member": "clustr", "name": "version", "type": "string", "source": "x"}]}}}`},
+			[]string{"data.precheck.config.required_facts[0]: member clustr must be cluster or key"}},
 		{"malformed data", map[string]string{"data.json": `{"precheck": `},
 			[]string{"data.json"}},
 	}

@@ -192,6 +192,7 @@ func checkData(data map[string]any, c *Catalog) []string {
 		problems = append(problems, errs...)
 	}
 	if cfg, ok := pc["config"].(map[string]any); ok {
+		problems = append(problems, checkRequiredFacts(cfg["required_facts"])...)
 		for _, key := range []string{"min_cluster_version", "min_guest_agent_version"} {
 			v, present := cfg[key]
 			if !present {
@@ -204,5 +205,36 @@ func checkData(data map[string]any, c *Catalog) []string {
 		}
 	}
 	slices.Sort(problems)
+	return problems
+}
+
+// checkRequiredFacts refuses a required fact the rules could not look for: a typo in its member would
+// otherwise silently stop the fact from being required.
+func checkRequiredFacts(v any) []string {
+	if v == nil {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return []string{"data.precheck.config.required_facts: must be a list"}
+	}
+	var problems []string
+	for i, item := range list {
+		where := fmt.Sprintf("data.precheck.config.required_facts[%d]", i)
+		f, _ := item.(map[string]any)
+		str := func(key string) string { s, _ := f[key].(string); return s }
+		switch {
+		case f == nil:
+			problems = append(problems, where+": must be an object")
+		case str("member") != "cluster" && str("member") != "key":
+			problems = append(problems, fmt.Sprintf("%s: member %v must be cluster or key", where, f["member"]))
+		case str("name") == "":
+			problems = append(problems, where+": name must be a non-empty string")
+		case !slices.Contains([]string{"string", "boolean", "number", "object", "array"}, str("type")):
+			problems = append(problems, fmt.Sprintf("%s: type %v must be a JSON type (string, boolean, number, object, array)", where, f["type"]))
+		case str("source") == "":
+			problems = append(problems, where+": source must say where the fact comes from")
+		}
+	}
 	return problems
 }

@@ -3,22 +3,14 @@
 # description: |
 #   The gate fails closed: a fact a rule needs but nobody gathered, or one of the wrong JSON type, is a
 #   refusal on that fact's field, never a pass. The other rules judge the facts that are present and typed.
+#   Which facts are required, their JSON type and where they come from are data (config.required_facts);
+#   the key facts are required only when key facts were given at all.
 package precheck.rules.facts
 
 import data.precheck.lib
 
-# needed lists the facts the rules need: [the member holding it, its name, where it comes from, its JSON type].
-needed := [
-	[lib.cluster, "cluster", "version", "ListClusterDetails", "string"],
-	[lib.cluster, "cluster", "status", "ListClusterDetails", "string"],
-	[lib.cluster, "cluster", "task_status", "ListClusterDetails (empty when idle)", "string"],
-	[lib.cluster, "cluster", "guest_agent_version", "the inventory (it is not in the cluster details)", "string"],
-	[lib.cluster, "cluster", "encrypted", "ShowClusterEncryptInfo (false for an ordinary cluster)", "boolean"],
-	[lib.cluster, "cluster", "dr_relationship", "the disaster-recovery list (false without DR)", "boolean"],
-	# Key facts are needed only when some were given: without any, the key checks are skipped with a warning.
-	[key, "key", "key_id", "the KMS key's details (DescribeKey)", "string"],
-	[key, "key", "key_state", "the KMS key's details (DescribeKey)", "string"],
-]
+# holders are the members of the input the required facts (data.precheck.config.required_facts) live in.
+holders := {"cluster": lib.cluster, "key": key}
 
 # key holds the key facts. Without any (no "key", or null) the key checks are skipped with a warning, so
 # the default stands in for facts that are not needed; key facts that are not an object are all missing.
@@ -40,9 +32,10 @@ key := {} if {
 #   status: 403
 #   remediation: gather the fact from {expected} and pass it in the input document
 findings contains {"rule": rego.metadata.rule().custom, "field": field, "message": concat(" ", [field, "is unknown: the fact was not given"]), "expected": source, "actual": "missing"} if {
-	some [holder, prefix, name, source, _] in needed
-	object.get(holder, name, null) == null
-	field := concat(".", [prefix, name])
+	some fact in lib.config.required_facts
+	object.get(holders[fact.member], fact.name, null) == null
+	source := fact.source
+	field := concat(".", [fact.member, fact.name])
 }
 
 # METADATA
@@ -54,10 +47,11 @@ findings contains {"rule": rego.metadata.rule().custom, "field": field, "message
 #   status: 403
 #   remediation: pass the fact as {expected}, as the DWS and KMS APIs return it
 findings contains {"rule": rego.metadata.rule().custom, "field": field, "message": msg, "expected": concat(" ", ["a", type]), "actual": type_name(value)} if {
-	some [holder, prefix, name, _, type] in needed
-	value := object.get(holder, name, null)
+	some fact in lib.config.required_facts
+	value := object.get(holders[fact.member], fact.name, null)
 	value != null
+	type := fact.type
 	type_name(value) != type
-	field := concat(".", [prefix, name])
+	field := concat(".", [fact.member, fact.name])
 	msg := concat(" ", [field, "must be a", type, "but is a", type_name(value)])
 }
