@@ -32,14 +32,7 @@ import (
 //	native           the floor: the same rules hand-written in Go (below, in this file only)
 func BenchmarkDecision(b *testing.B) {
 	ctx := context.Background()
-	doc, err := os.ReadFile("../examples/inputs/allowed-api-example.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := policy.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
+	doc, p := benchInput(b)
 
 	eng, err := policy.New(ctx, p)
 	if err != nil {
@@ -128,10 +121,10 @@ func BenchmarkDecision(b *testing.B) {
 	})
 }
 
-// BenchmarkDecisionParallel measures the wasm engine's throughput with one and with two goroutines deciding
-// at once (ns/op is wall time per decision, so the speed-up is the ratio of the two).
-func BenchmarkDecisionParallel(b *testing.B) {
-	ctx := context.Background()
+// benchInput is what every decision benchmark decides on: the API page's example with all facts, and the
+// default policy.
+func benchInput(b *testing.B) ([]byte, *policy.Policy) {
+	b.Helper()
 	doc, err := os.ReadFile("../examples/inputs/allowed-api-example.json")
 	if err != nil {
 		b.Fatal(err)
@@ -140,6 +133,14 @@ func BenchmarkDecisionParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return doc, p
+}
+
+// BenchmarkDecisionParallel measures the wasm engine's throughput with one and with two goroutines deciding
+// at once (ns/op is wall time per decision, so the speed-up is the ratio of the two).
+func BenchmarkDecisionParallel(b *testing.B) {
+	ctx := context.Background()
+	doc, p := benchInput(b)
 	eng, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{MaxInstances: 2})))
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/precheck/precheck/policy"
@@ -282,8 +283,8 @@ func TestConcurrentCheckAndReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for checks.Load() < 50 {
-		// let the checkers overlap the reloads and run a while after them
+	for checks.Load() < 50 { // let the checkers overlap the reloads and run a while after them
+		time.Sleep(time.Millisecond)
 	}
 	stop.Store(true)
 	wg.Wait()

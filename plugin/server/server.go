@@ -40,6 +40,7 @@ const (
 	CodeBusy      = "PRECHECK-SERVE-003" // 503: too many requests in flight
 	CodeNotReady  = "PRECHECK-SERVE-004" // 503: no policy loaded yet
 	CodeEngine    = "PRECHECK-SERVE-005" // 500: the policy could not be evaluated
+	CodeUpstream  = "PRECHECK-SERVE-006" // 502: the upstream API could not be reached
 )
 
 // Config configures a Server. Source and Backend are required.
@@ -309,20 +310,31 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	latency := time.Since(start)
 	s.record("api", eng, d, err, latency)
+	s.logAPI(id, start, eng, body, d, err, latency)
+	if err != nil {
+		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
+		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+err.Error())
+		return
+	}
+	w.Header().Set("X-Decision-Id", id)
+	writeJSON(w, http.StatusOK, d)
+}
+
+// logAPI writes the decision log's line for a /v1/precheck decision. The digest and the identifiers cost a
+// hash and a parse of the document, so they are worked out only when there is a log.
+func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, body []byte, d *policy.Decision, err error, latency time.Duration) {
+	if s.log == nil {
+		return
+	}
 	entry := &logEntry{DecisionID: id, Time: start, Endpoint: "api", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
 		InputDigest: digest(body), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
 	entry.ProjectID, entry.ClusterID = identifiers(body)
 	if err != nil {
 		entry.Error = err.Error()
-		s.log.write(entry)
-		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
-		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+err.Error())
-		return
+	} else {
+		entry.Violations, entry.Warnings = codesOf(d.Violations), codesOf(d.Warnings)
 	}
-	entry.Violations, entry.Warnings = codesOf(d.Violations), codesOf(d.Warnings)
 	s.log.write(entry)
-	w.Header().Set("X-Decision-Id", id)
-	writeJSON(w, http.StatusOK, d)
 }
 
 // proxy is the gate as a reverse proxy: the encrypt call is checked by the gate (allowed: forwarded
@@ -348,7 +360,7 @@ func (s *Server) proxy() http.Handler {
 				return
 			}
 			s.logger.Warn("proxy", "path", r.URL.Path, "error", err)
-			writeError(w, http.StatusBadGateway, "PRECHECK-SERVE-006", "the upstream API could not be reached: "+err.Error())
+			writeError(w, http.StatusBadGateway, CodeUpstream, "the upstream API could not be reached: "+err.Error())
 		},
 	}
 	return rp
