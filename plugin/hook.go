@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -41,23 +42,34 @@ type Chain struct {
 	hooks []Hook
 }
 
-// NewChain returns a chain of the hooks, run in the order given.
-func NewChain(hooks ...Hook) *Chain { return &Chain{hooks: slices.Clone(hooks)} }
+// ErrEmptyChain is NewChain's answer to no hooks: a chain that judges nothing would allow everything.
+var ErrEmptyChain = errors.New("precheck: a chain needs at least one hook")
+
+// NewChain returns a chain of the hooks, run in the order given. There must be at least one, and none nil.
+func NewChain(hooks ...Hook) (*Chain, error) {
+	if len(hooks) == 0 {
+		return nil, ErrEmptyChain
+	}
+	for i, h := range hooks {
+		if h == nil {
+			return nil, fmt.Errorf("precheck: hook %d of the chain is nil", i)
+		}
+	}
+	return &Chain{hooks: slices.Clone(hooks)}, nil
+}
 
 // CheckDocument runs every hook (a refusal does not stop the others: the caller sees every reason at once)
 // and merges their decisions: violations and warnings are concatenated and sorted; the call is allowed only
 // if no hook refused; the error is that of the first hook, in chain order, that refused, with the messages of
-// every violation.
+// every violation. The chain fails closed: a hook that errs, answers no decision, or refuses without saying
+// why is a refusal naming it.
 func (c *Chain) CheckDocument(ctx context.Context, doc *policy.Document) (*policy.Decision, error) {
 	merged := &policy.Decision{Allowed: true, Violations: []policy.Violation{}, Warnings: []policy.Violation{}}
 	for _, h := range c.hooks {
-		d, err := h.Run(ctx, doc)
-		if err != nil {
-			d = failed(h.Name(), err)
-		}
+		d := run(ctx, h, doc)
 		merged.Violations = append(merged.Violations, d.Violations...)
 		merged.Warnings = append(merged.Warnings, d.Warnings...)
-		if !d.Allowed && merged.Error == nil {
+		if !d.Allowed && merged.Error == nil && d.Error != nil {
 			merged.Error = &policy.APIError{Status: d.Error.Status, ErrorCode: d.Error.ErrorCode}
 		}
 	}
@@ -67,7 +79,7 @@ func (c *Chain) CheckDocument(ctx context.Context, doc *policy.Document) (*polic
 	merged.Allowed = false
 	slices.SortFunc(merged.Violations, policy.CompareViolations)
 	slices.SortFunc(merged.Warnings, policy.CompareViolations)
-	if merged.Error == nil { // a hook reported violations yet allowed: refuse anyway
+	if merged.Error == nil { // a hook reported violations yet allowed, or refused without an error: refuse anyway
 		merged.Error = &policy.APIError{Status: 403, ErrorCode: merged.Violations[0].Code}
 	}
 	msgs := make([]string, len(merged.Violations))
@@ -76,6 +88,22 @@ func (c *Chain) CheckDocument(ctx context.Context, doc *policy.Document) (*polic
 	}
 	merged.Error.ErrorMsg = strings.Join(msgs, "; ")
 	return merged, nil
+}
+
+// run is h's decision on doc, or the refusal that stands for one when h could not judge.
+func run(ctx context.Context, h Hook, doc *policy.Document) *policy.Decision {
+	d, err := h.Run(ctx, doc)
+	switch {
+	case err != nil:
+		return failed(h.Name(), err)
+	case d == nil:
+		return failed(h.Name(), errors.New("it answered no decision"))
+	case !d.Allowed && len(d.Violations) == 0:
+		// A refusal nobody can act on, and one the merge would lose: the chain allows when no hook
+		// reports a violation.
+		return failed(h.Name(), errors.New("it refused without a violation saying why"))
+	}
+	return d
 }
 
 // failed is the refusal for a hook that could not judge.

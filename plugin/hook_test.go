@@ -53,10 +53,20 @@ func TestChainMerges(t *testing.T) {
 		{"one denies", []plugin.Hook{stub{"a", allow(""), nil}, stub{"b", deny("B-1", 409), nil}}, false, 409, "B-1", "B-1: B-1 says no", 0},
 		{"first refusal gives the status", []plugin.Hook{stub{"a", deny("Z-1", 403), nil}, stub{"b", deny("A-1", 409), nil}}, false, 403, "Z-1", "A-1: A-1 says no; Z-1: Z-1 says no", 0},
 		{"a failing hook denies by name", []plugin.Hook{stub{"a", allow(""), nil}, stub{"freeze", nil, errors.New("wasm trap")}}, false, 503, plugin.CodeHookFailed, "PRECHECK-HOOK-001: hook freeze failed: wasm trap", 0},
+		{"a refusal without violations denies by name", []plugin.Hook{stub{"a", allow("W-1"), nil}, stub{"mute", &policy.Decision{Violations: []policy.Violation{}, Warnings: []policy.Violation{}}, nil}},
+			false, 503, plugin.CodeHookFailed, "PRECHECK-HOOK-001: hook mute failed: it refused without a violation saying why", 1},
+		{"no decision and no error denies by name", []plugin.Hook{stub{"void", nil, nil}, stub{"b", allow(""), nil}},
+			false, 503, plugin.CodeHookFailed, "PRECHECK-HOOK-001: hook void failed: it answered no decision", 0},
+		{"a refusal without an error still refuses", []plugin.Hook{stub{"a", &policy.Decision{Violations: []policy.Violation{{Code: "A-1", Field: "f", Severity: "deny", Message: "no"}}}, nil}},
+			false, 403, "A-1", "A-1: no", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := plugin.NewChain(tt.hooks...).CheckDocument(context.Background(), doc)
+			chain, err := plugin.NewChain(tt.hooks...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := chain.CheckDocument(context.Background(), doc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +98,11 @@ func TestPolicyHookInAChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := plugin.NewChain(plugin.PolicyHook("policy", e), stub{"extra", deny("EXTRA-1", 403), nil}).CheckDocument(ctx, doc)
+	chain, err := plugin.NewChain(plugin.PolicyHook("policy", e), stub{"extra", deny("EXTRA-1", 403), nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := chain.CheckDocument(ctx, doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +111,14 @@ func TestPolicyHookInAChain(t *testing.T) {
 	}
 	if len(d.Violations) != 2 || d.Violations[0].Code != "EXTRA-1" {
 		t.Errorf("violations %+v", d.Violations)
+	}
+}
+
+func TestNewChainRefusesToJudgeNothing(t *testing.T) {
+	if c, err := plugin.NewChain(); !errors.Is(err, plugin.ErrEmptyChain) || c != nil {
+		t.Errorf("NewChain() = %v, %v; want ErrEmptyChain", c, err)
+	}
+	if c, err := plugin.NewChain(stub{"a", allow(""), nil}, nil); err == nil || c != nil {
+		t.Errorf("NewChain with a nil hook = %v, %v; want an error", c, err)
 	}
 }

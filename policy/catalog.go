@@ -193,6 +193,7 @@ func checkData(data map[string]any, c *Catalog) []string {
 	}
 	if cfg, ok := pc["config"].(map[string]any); ok {
 		problems = append(problems, checkRequiredFacts(cfg["required_facts"])...)
+		problems = append(problems, checkTenants(cfg["tenants"])...)
 		for _, key := range []string{"min_cluster_version", "min_guest_agent_version"} {
 			v, present := cfg[key]
 			if !present {
@@ -205,6 +206,51 @@ func checkData(data map[string]any, c *Catalog) []string {
 		}
 	}
 	slices.Sort(problems)
+	return problems
+}
+
+// checkTenants refuses a tenant mapping the rules would misread: a fallback or a mapping that names a class
+// data does not define would leave the tenant with no allowed algorithms at all, reported only per call.
+func checkTenants(v any) []string {
+	if v == nil {
+		return nil
+	}
+	const where = "data.precheck.config.tenants"
+	t, ok := v.(map[string]any)
+	if !ok {
+		return []string{where + ": must be an object"}
+	}
+	classes, _ := t["classes"].(map[string]any)
+	var problems []string
+	class := func(at string, c any) {
+		name, ok := c.(string)
+		if _, defined := classes[name]; !ok || !defined {
+			problems = append(problems, fmt.Sprintf("%s: %v is not a tenant class of %s.classes", at, c, where))
+		}
+	}
+	fallback, present := t["fallback"]
+	if !present {
+		problems = append(problems, where+": has no fallback (the class of a tenant data does not classify)")
+	} else {
+		class(where+".fallback", fallback)
+	}
+	for _, by := range []string{"by_project", "by_enterprise_project"} {
+		m, ok := t[by].(map[string]any)
+		if !ok && t[by] != nil {
+			problems = append(problems, fmt.Sprintf("%s.%s: must be an object of identifier to class", where, by))
+		}
+		for id, c := range m {
+			class(fmt.Sprintf("%s.%s.%s", where, by, id), c)
+		}
+	}
+	tags, ok := t["by_tag"].([]any)
+	if !ok && t["by_tag"] != nil {
+		problems = append(problems, where+".by_tag: must be a list of {key, value, class}")
+	}
+	for i, item := range tags {
+		m, _ := item.(map[string]any)
+		class(fmt.Sprintf("%s.by_tag[%d].class", where, i), m["class"])
+	}
 	return problems
 }
 

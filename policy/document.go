@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -22,57 +23,126 @@ type Limits struct {
 // enough that no client can make an evaluation expensive.
 var DefaultLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 32}
 
-// InputError is a document precheck cannot read: malformed JSON, too large, too deep, not an object. It is
-// the caller's fault (exit code 2, HTTP 400), unlike a policy error.
+// InputError is a document precheck cannot read: malformed JSON, too large, too deep, not an object, or open
+// to more than one reading (see ReadDocument). It is the caller's fault (exit code 2, HTTP 400), unlike a
+// policy error.
 type InputError struct {
-	Line, Column int // where the problem is, when it has a place (1-based; 0 when not known)
+	Line, Column int    // where the problem is, when it has a place (1-based; 0 when not known)
+	Path         string // the dotted path of the member at fault (cluster.tags[0].key); "" when none
 	Msg          string
 }
 
 func (e *InputError) Error() string {
+	var b strings.Builder
+	b.WriteString("input: ")
 	if e.Line > 0 {
-		return fmt.Sprintf("input: line %d, column %d: %s", e.Line, e.Column, e.Msg)
+		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
 	}
-	return "input: " + e.Msg
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
 }
 
 // Document is one input document on its way to an evaluator: its JSON text and, once an evaluator asked
 // for it, its parsed form. Evaluators read whichever suits them (the wasm host writes the text straight
-// into the module's memory; the rego engine needs the parsed value).
+// into the module's memory; the rego engine needs the parsed value). Only ReadDocument, ReadEnvelope and
+// NewDocument make one: every evaluator may rely on the text having been read as they describe.
 type Document struct {
 	json  []byte
+	read  bool
 	once  sync.Once
 	value ast.Value
 	err   error
 }
 
-// ReadDocument checks data against the limits and returns it as a Document. The bytes are not copied: the
-// caller must not change them while the Document is in use.
+// ReadDocument reads data as an input document and returns it as a Document, or an *InputError naming
+// what is wrong and where. Beyond the limits it refuses whatever two reasonable readers could read
+// differently, since precheck decides on its reading and the cloud acts on its own:
+//   - anything but exactly one JSON value in UTF-8, or a value that is not an object;
+//   - a surrogate escape that is not a high-low pair, in a string or a member name;
+//   - a number beyond the range of a 64-bit float;
+//   - in any object, a member name given twice, exactly or up to letter case (strings.EqualFold, as
+//     encoding/json matches names);
+//   - a member precheck does not know (see Input) where precheck's types define the members;
+//   - in request.body and its encrypt object, a member that differs from one the API defines (EncryptBody)
+//     only by letter case. Members the API does not define at all are the policy's to judge.
+//
+// The bytes are not copied: the caller must not change them while the Document is in use.
 func ReadDocument(data []byte, l Limits) (*Document, error) {
-	if len(data) > l.MaxBytes {
-		return nil, &InputError{Msg: fmt.Sprintf("the document is %d bytes, over the limit of %d bytes", len(data), l.MaxBytes)}
-	}
-	if !json.Valid(data) {
-		return nil, syntaxError(data)
-	}
-	if !utf8.Valid(data) { // encoding/json lets invalid UTF-8 through; JSON (RFC 8259) and OPA's wasm parser do not
-		line, col := position(data, int64(invalidUTF8At(data))+1)
-		return nil, &InputError{Line: line, Column: col, Msg: "not valid UTF-8"}
-	}
-	if err := checkShape(data, l.MaxDepth); err != nil {
+	if err := readText(data, l); err != nil {
 		return nil, err
 	}
-	return &Document{json: data}, nil
+	if _, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), ""); err != nil {
+		return nil, err
+	}
+	return &Document{json: data, read: true}, nil
 }
 
-// NewDocument returns the Document for an Input built in Go.
-func NewDocument(in *Input) (*Document, error) {
+// ReadEnvelope reads either an input document or OPA's envelope {"input": <document>} (exactly one member,
+// named exactly "input"), as the HTTP decision API accepts both. The envelope itself must pass what holds
+// for any object (one UTF-8 JSON value, no member twice, no unpaired surrogate, numbers in range); the
+// document inside it is read as ReadDocument reads one, with paths (input.…) and positions in the envelope.
+func ReadEnvelope(data []byte, l Limits) (*Document, error) {
+	if err := readText(data, l); err != nil {
+		return nil, err
+	}
+	env, err := readValue(data, 0, len(data), l.MaxDepth, 1, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	if env.members != 1 || env.first != "input" {
+		if _, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), ""); err != nil {
+			return nil, err
+		}
+		return &Document{json: data, read: true}, nil
+	}
+	start, end := env.firstStart, env.firstEnd
+	if _, err := readValue(data, start, end, l.MaxDepth, 0, documentShape(), "input"); err != nil {
+		return nil, err
+	}
+	return &Document{json: data[start:end], read: true}, nil
+}
+
+// NewDocument returns the Document for an Input built in Go, read as ReadDocument reads one: its body is
+// what a client sent. Errors name the member at fault by its path alone, since the text is precheck's.
+func NewDocument(in *Input, l Limits) (*Document, error) {
 	data, err := json.Marshal(in)
 	if err != nil {
 		// Only Request.Body can fail: a RawMessage that is not JSON.
-		return nil, &InputError{Msg: fmt.Sprintf("request.body: %v", err)}
+		return nil, &InputError{Path: "request.body", Msg: err.Error()}
 	}
-	return &Document{json: data}, nil
+	if err := readText(data, l); err != nil {
+		return nil, placeless(err)
+	}
+	if _, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), ""); err != nil {
+		return nil, placeless(err)
+	}
+	return &Document{json: data, read: true}, nil
+}
+
+// placeless drops a position in the text NewDocument marshalled, which the caller never saw.
+func placeless(err error) error {
+	if e, ok := err.(*InputError); ok {
+		e.Line, e.Column = 0, 0
+	}
+	return err
+}
+
+// readText checks what holds for the text as a whole: its size, one JSON value, UTF-8.
+func readText(data []byte, l Limits) error {
+	if len(data) > l.MaxBytes {
+		return &InputError{Msg: fmt.Sprintf("the document is %d bytes, over the limit of %d bytes", len(data), l.MaxBytes)}
+	}
+	if !json.Valid(data) {
+		return syntaxError(data)
+	}
+	if !utf8.Valid(data) { // encoding/json lets invalid UTF-8 through; JSON (RFC 8259) and OPA's wasm parser do not
+		line, col := position(data, int64(invalidUTF8At(data))+1)
+		return &InputError{Line: line, Column: col, Msg: "not valid UTF-8"}
+	}
+	return nil
 }
 
 // JSON returns the document's text.
@@ -129,38 +199,4 @@ func position(data []byte, offset int64) (line, col int) {
 		col = 1
 	}
 	return line, col
-}
-
-// checkShape refuses a document that is not an object or that nests deeper than maxDepth. data is valid
-// JSON, so the scan only has to track strings (where brackets are text) and depth.
-func checkShape(data []byte, maxDepth int) error {
-	first := bytes.TrimLeft(data, " \t\r\n")
-	if len(first) == 0 || first[0] != '{' {
-		return &InputError{Msg: "the document must be a JSON object"}
-	}
-	depth, inString, escaped := 0, false, false
-	for i, c := range data {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > maxDepth {
-				line, col := position(data, int64(i)+1)
-				return &InputError{Line: line, Column: col, Msg: fmt.Sprintf("nested deeper than the limit of %d levels", maxDepth)}
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
 }

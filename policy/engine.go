@@ -105,6 +105,10 @@ func (pr *prepared) retire(ctx context.Context) {
 	_ = pr.eval.Close(ctx)
 }
 
+// ErrUnreadDocument is a Document that no constructor made (a zero Document{}): nothing says it was read
+// as ReadDocument reads one, so no policy decides on it.
+var ErrUnreadDocument = errors.New("precheck: the document was not made by ReadDocument, ReadEnvelope or NewDocument")
+
 // ErrClosed is returned by an Engine after Close.
 var ErrClosed = errors.New("precheck: the engine is closed")
 
@@ -131,16 +135,16 @@ func (e *Engine) Limits() Limits { return e.limits }
 
 // Check decides on an input built in Go.
 func (e *Engine) Check(ctx context.Context, in *Input) (*Decision, error) {
-	doc, err := NewDocument(in)
+	doc, err := NewDocument(in, e.limits)
 	if err != nil {
 		return nil, err
 	}
 	return e.CheckDocument(ctx, doc)
 }
 
-// CheckJSON decides on an input document given as JSON. A document that is malformed, too large, too
-// deep or not an object gives an *InputError; wrong types inside it are the policy's to judge (a violation
-// on that field).
+// CheckJSON decides on an input document given as JSON. A document ReadDocument refuses (malformed, too
+// large, too deep, not an object, a member twice or unknown...) gives an *InputError; wrong types inside it
+// are the policy's to judge (a violation on that field).
 func (e *Engine) CheckJSON(ctx context.Context, data []byte) (*Decision, error) {
 	doc, err := ReadDocument(data, e.limits)
 	if err != nil {
@@ -149,8 +153,11 @@ func (e *Engine) CheckJSON(ctx context.Context, data []byte) (*Decision, error) 
 	return e.CheckDocument(ctx, doc)
 }
 
-// CheckDocument decides on a document already read.
+// CheckDocument decides on a document already read by ReadDocument, ReadEnvelope or NewDocument.
 func (e *Engine) CheckDocument(ctx context.Context, doc *Document) (*Decision, error) {
+	if doc == nil || !doc.read {
+		return nil, ErrUnreadDocument
+	}
 	for {
 		pr := e.current.Load()
 		pr.mu.RLock()

@@ -176,7 +176,7 @@ func TestDecisionJSONShape(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	e := newEngine(t)
-	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
+	deep := `{"request": {"body": ` + strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 42)
 	huge := `{"request": {"project_id": "` + strings.Repeat("a", 1<<20) + `"}}`
 	tests := []struct {
 		name, doc string
@@ -189,7 +189,7 @@ func TestBadInput(t *testing.T) {
 		{"empty", ``, "malformed JSON", 1, 1},
 		{"not an object", `[1, 2]`, "must be a JSON object", 0, 0},
 		{"a string", `"request"`, "must be a JSON object", 0, 0},
-		{"too deep", deep, "nested deeper than the limit of 32 levels", 1, 161},
+		{"too deep", deep, "nested deeper than the limit of 32 levels", 1, 172},
 		{"too big", huge, "over the limit of 1048576 bytes", 0, 0},
 		{"invalid UTF-8", "{\n \"tenant\": {\"class\": \"\xff\"}}", "not valid UTF-8", 2, 23},
 	}

@@ -1,16 +1,23 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/util"
+	"github.com/valyala/fastjson"
 )
 
 // FuzzVersionBuiltins: the go-version builtins never panic, give undefined exactly for what go-version
@@ -60,20 +67,7 @@ var (
 // FuzzCheckJSON: any bytes give either a clear InputError or a well-formed decision, never a panic or an
 // engine error.
 func FuzzCheckJSON(f *testing.F) {
-	files, _ := filepath.Glob("testdata/corpus/*.json")
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		var c struct {
-			Input json.RawMessage `json:"input"`
-		}
-		if err := json.Unmarshal(data, &c); err != nil {
-			f.Fatal(err)
-		}
-		f.Add([]byte(c.Input))
-	}
+	addCorpus(f)
 	for _, seed := range []string{``, `{`, `[]`, `null`, `{"request": null}`, `{"cluster": {"version": 1e400}}`,
 		`{"request": {"body": {"encrypt": {"master_key_id": "\u0000"}}}}`, `{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 		`{"tenant": {"class": "__proto__"}, "key": {"key_state": 2}}`, "{\"request\": {\"cluster_id\": \"\xff\xfe\"}}"} {
@@ -106,4 +100,144 @@ func FuzzCheckJSON(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func addCorpus(f *testing.F) {
+	files, _ := filepath.Glob("testdata/corpus/*.json")
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var c struct {
+			Input json.RawMessage `json:"input"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			f.Fatal(err)
+		}
+		f.Add([]byte(c.Input))
+	}
+}
+
+// FuzzReadDocument: a document ReadDocument accepts is read the same by encoding/json (last member wins,
+// lone surrogates become U+FFFD), OPA's reader and fastjson (first member wins, lone surrogates kept as
+// written), so no reader can see a member or a character the others do not; ReadEnvelope reads it the
+// same; and neither ever panics.
+func FuzzReadDocument(f *testing.F) {
+	addCorpus(f)
+	for _, seed := range []string{`{}`, `{"key": {}, "key": {}}`, `{"key": {}, "\u212aey": {}}`, "{\"key\": {}, \"\u212aey\": {}}",
+		`{"cluster": {"status": "A", "\u017ftatus": "B"}}`, `{"cluster": {"action_progress": {"a": "1", "A": "2"}}}`,
+		`{"request": {"body": {"encrypt": {"crypt_algorithm": "x", "Crypt_Algorithm": "y"}}}}`, `{"request": {"body": {"Encrypt": {}}}}`,
+		`{"tenant": {"class": "\ud800"}}`, `{"tenant": {"class": "\udc00\ud800"}}`, `{"tenant": {"class": "\ud800\u0041"}}`,
+		`{"tenant": {"class": "\ud83d\ude00"}}`, `{"tenant": {"class": "\\ud800"}}`, `{"tenant": {"\ud800": 1}}`,
+		`{"key": {"key_state": 1e999999999}}`, `{"request": {"body": [1e-400, -0, 1.7976931348623157e308]}}`,
+		`{"keyy": {}}`, `{"input": {"key": {}}}`, `{"input": {}, "input": {}}`, `{"cluster": {"tags": [{"key": "a", "KEY": "b"}]}}`,
+		`{"request": {"body": {"encrypt": {"ma\u017fter_key_id": "x"}}}}`, "{\"tenant\": {\"class\": \"\xed\xa0\x80\"}}"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, err := ReadDocument(data, DefaultLimits)
+		env, envErr := ReadEnvelope(data, DefaultLimits)
+		for _, err := range []error{err, envErr} {
+			var inErr *InputError
+			if err != nil && (!errors.As(err, &inErr) || inErr.Msg == "") {
+				t.Fatalf("not a clear input error: %v", err)
+			}
+		}
+		if err != nil {
+			return
+		}
+		if envErr != nil || !bytes.Equal(env.JSON(), doc.JSON()) {
+			t.Fatalf("ReadEnvelope reads the document otherwise: %v", envErr)
+		}
+		if _, err := doc.Value(); err != nil {
+			t.Fatalf("OPA cannot read an accepted document: %v", err)
+		}
+		var std, opa any
+		if err := json.Unmarshal(data, &std); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		if err := util.UnmarshalJSON(data, &opa); err != nil {
+			t.Fatalf("OPA: %v", err)
+		}
+		fj, err := fastjson.ParseBytes(data)
+		if err != nil {
+			t.Fatalf("fastjson: %v", err)
+		}
+		first, err := firstWins(fj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		std, opa = floats(std), floats(opa)
+		if !reflect.DeepEqual(std, opa) || !reflect.DeepEqual(std, first) {
+			t.Fatalf("readers disagree on an accepted document:\nencoding/json %#v\nOPA           %#v\nfirst wins    %#v", std, opa, first)
+		}
+	})
+}
+
+// firstWins is fastjson's reading with the first of two equal member names kept, as some servers read
+// them, and refuses an object with two names that are equal up to case.
+func firstWins(v *fastjson.Value) (any, error) {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		m := map[string]any{}
+		var names []string
+		var err error
+		o.Visit(func(k []byte, v *fastjson.Value) {
+			name := string(k)
+			for _, prev := range names {
+				if strings.EqualFold(prev, name) && err == nil {
+					err = fmt.Errorf("members %q and %q in one object", prev, name)
+				}
+			}
+			names = append(names, name)
+			x, e := firstWins(v)
+			if _, seen := m[name]; !seen {
+				m[name] = x
+			}
+			if err == nil {
+				err = e
+			}
+		})
+		return m, err
+	case fastjson.TypeArray:
+		a, _ := v.Array()
+		out := make([]any, len(a))
+		for i, e := range a {
+			x, err := firstWins(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = x
+		}
+		return out, nil
+	case fastjson.TypeString:
+		return string(v.GetStringBytes()), nil
+	case fastjson.TypeNumber:
+		return strconv.ParseFloat(string(v.MarshalTo(nil)), 64)
+	case fastjson.TypeTrue:
+		return true, nil
+	case fastjson.TypeFalse:
+		return false, nil
+	}
+	return nil, nil
+}
+
+// floats reads OPA's json.Number as encoding/json reads a number, so that the readings compare.
+func floats(x any) any {
+	switch x := x.(type) {
+	case map[string]any:
+		for k, v := range x {
+			x[k] = floats(v)
+		}
+	case []any:
+		for i, v := range x {
+			x[i] = floats(v)
+		}
+	case json.Number:
+		f, _ := x.Float64()
+		return f
+	}
+	return x
 }

@@ -18,9 +18,24 @@ type Input struct {
 type Request struct {
 	ProjectID string `json:"project_id,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
-	// Body is the raw JSON body, {"encrypt": {...}} when well formed. It is kept raw because the policy
-	// judges whatever a client would send, wrong types and extra members included.
+	// Body is the raw JSON body, an EncryptBody when well formed. It is kept raw because the policy judges
+	// whatever a client would send, wrong types and extra members included.
 	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// EncryptBody is the call's body as the API defines it (the official SDK's model.EncryptClusterReq). Its
+// member names are the ones servers read: a member that differs from one of them only by letter case is
+// refused (see ReadDocument).
+type EncryptBody struct {
+	Encrypt *Encrypt `json:"encrypt"`
+}
+
+// Encrypt is the body's "encrypt" object (the SDK's model.EncryptCluster). The members are all optional
+// here, since the policy, not the type, says which ones a call needs.
+type Encrypt struct {
+	CryptAlgorithm string `json:"crypt_algorithm,omitempty"`
+	MasterKeyID    string `json:"master_key_id,omitempty"`
+	MasterKeyName  string `json:"master_key_name,omitempty"`
 }
 
 // Cluster holds the facts about the cluster: from ListClusterDetails, ShowClusterEncryptInfo and an

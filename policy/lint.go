@@ -61,6 +61,60 @@ func (p *Policy) Lint() []string {
 	return slices.Compact(problems)
 }
 
+// LintWarnings reports what is legal but weaker than it looks: today, a cluster-tag mapping to a tenant class
+// other than the fallback. The tenant sets its own cluster tags, so such a mapping is a hint the tenant
+// controls: a stricter class lasts only while the tenant keeps the tag, a looser one is the tenant's to take.
+func (p *Policy) LintWarnings() []string {
+	pc, _ := p.data["precheck"].(map[string]any)
+	cfg, _ := pc["config"].(map[string]any)
+	tenants, _ := cfg["tenants"].(map[string]any)
+	classes, _ := tenants["classes"].(map[string]any)
+	fallback, _ := tenants["fallback"].(string)
+	algorithms := func(class string) []string {
+		c, _ := classes[class].(map[string]any)
+		list, _ := c["algorithms"].([]any)
+		var out []string
+		for _, a := range list {
+			if s, ok := a.(string); ok {
+				out = append(out, s)
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	base := algorithms(fallback)
+	var warnings []string
+	tags, _ := tenants["by_tag"].([]any)
+	for i, item := range tags {
+		m, _ := item.(map[string]any)
+		class, _ := m["class"].(string)
+		granted := algorithms(class)
+		var effect string
+		switch {
+		case slices.Equal(granted, base):
+			continue
+		case isSubset(granted, base):
+			effect = "stricter than the fallback: it lasts only while the tenant keeps the tag; classify the project or enterprise project instead"
+		case isSubset(base, granted):
+			effect = "looser than the fallback: any tenant can add the tag to get it"
+		default:
+			effect = "different from the fallback's, and the tenant chooses which by setting the tag"
+		}
+		warnings = append(warnings, fmt.Sprintf("data.precheck.config.tenants.by_tag[%d]: tag %v=%v maps to class %q (algorithms %v); the fallback is %q (%v): %s",
+			i, m["key"], m["value"], class, granted, fallback, base, effect))
+	}
+	return warnings
+}
+
+func isSubset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
 func at(loc *ast.Location) string {
 	if loc == nil {
 		return "?"

@@ -44,23 +44,38 @@ quote(x) := concat("", ["\"", describe(x), "\""]) if {
 	is_string(x)
 } else := describe(x)
 
-# tenant_class is the class the caller gave, else the one data maps the project, the enterprise project or
-# a cluster tag to (the first matching tag mapping wins), else "default".
+# tenant_class is the compliance team's: the class data maps the project or the enterprise project to,
+# whatever the document says; else the class the document gives (under the gate, the facts provider's, never
+# the request's); else the one a cluster tag maps to (the first matching mapping wins); else data's
+# fallback. Tags come last: the tenant sets them, so a tag mapping is a hint, not a control.
 tenant_class := c if {
-	c := input.tenant.class
-	is_string(c)
+	c := mapped_class
 } else := c if {
-	c := config.tenants.by_project[input.request.project_id]
-} else := c if {
-	c := config.tenants.by_enterprise_project[input.cluster.enterprise_project_id]
-} else := config.tenants.by_tag[first].class if {
+	c := given_class
+} else := tenants.by_tag[first].class if {
 	first := min({i |
-		some i, mapping in config.tenants.by_tag
+		some i, mapping in tenants.by_tag
 		some tag in cluster.tags
 		tag.key == mapping.key
 		tag.value == mapping.value
 	})
-} else := "default"
+} else := tenants.fallback
+
+tenants := config.tenants
+
+# mapped_class is the class data gives the project, else its enterprise project; undefined when data
+# classifies neither.
+mapped_class := c if {
+	c := tenants.by_project[input.request.project_id]
+} else := c if {
+	c := tenants.by_enterprise_project[input.cluster.enterprise_project_id]
+}
+
+# given_class is the class the document names, when it names one as a string.
+given_class := c if {
+	c := input.tenant.class
+	is_string(c)
+}
 
 # Waivers (data.precheck.waivers, checked when the policy loads): each turns a rule's deny into a warning for
 # the calls its scope covers (every member of the scope must match), until it expires. A waiver applies while

@@ -160,18 +160,33 @@ name_problem(name) := "master_key_name is empty" if {
 	name == ""
 } else := concat(" ", ["master_key_name must be a string, got", type_name(name)])
 
+# unknown_members holds, as [where, name], the members of the body and of its encrypt object that the API
+# does not define (data's body_fields and encrypt_fields). The API would ignore them; often one is a
+# misspelt member, whose intended setting would silently not apply.
+unknown_members contains ["request.body", name] if {
+	some name, _ in body
+	not name in lib.config.body_fields
+}
+
+unknown_members contains ["request.body.encrypt", name] if {
+	some name, _ in lib.encrypt
+	not name in lib.config.encrypt_fields
+}
+
+known_members := {"request.body": lib.config.body_fields, "request.body.encrypt": lib.config.encrypt_fields}
+
 # METADATA
-# title: unknown member in encrypt
+# title: unknown member in the body
 # description: |
-#   A member of "encrypt" the API does not define is ignored by it; often it is a misspelt one, so the
-#   intended setting would silently not apply.
+#   A member of the body, or of its "encrypt" object, that the API does not define is refused: the API
+#   ignores it, so a misspelt member's setting would silently not apply, and a server that reads member
+#   names differently might not ignore it. A compliance team may lower the level to warn.
 # custom:
 #   code: PRECHECK-REQ-007
-#   severity: warn
+#   severity: deny
 #   status: 400
 #   remediation: remove the member or correct its name to one of {expected}
-findings contains {"rule": rego.metadata.rule().custom, "field": concat(".", ["request.body.encrypt", key]), "message": msg, "expected": concat(", ", lib.config.encrypt_fields), "actual": key} if {
-	some key, _ in lib.encrypt
-	not key in lib.config.encrypt_fields
-	msg := concat(" ", ["encrypt has a member the API does not define:", lib.quote(key)])
+findings contains {"rule": rego.metadata.rule().custom, "field": concat(".", [where, name]), "message": msg, "expected": concat(", ", known_members[where]), "actual": name} if {
+	some [where, name] in unknown_members
+	msg := concat("", [trim_prefix(where, "request."), " has a member the API does not define: ", lib.quote(name)])
 }

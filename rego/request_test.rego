@@ -113,15 +113,23 @@ test_cluster_id[note] if {
 	contains(t.message_of(d, "PRECHECK-REQ-006", "request.cluster_id"), tc.says)
 }
 
-test_unknown_encrypt_member_warns if {
-	d := t.decide(t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible"))
-	t.warned_by(d, "PRECHECK-REQ-007", "request.body.encrypt.crypt_algorithim")
-	d.allowed # a warning never denies
+# Members the API does not define are refused, in encrypt and beside it: a server may read them differently.
+test_unknown_member_is_refused[note] if {
+	some note, tc in {
+		"misspelt in encrypt": {"doc": t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible"), "field": "request.body.encrypt.crypt_algorithim", "says": "body.encrypt has a member the API does not define: \"crypt_algorithim\""},
+		"beside encrypt": {"doc": t.set("/request/body/dry_run", true), "field": "request.body.dry_run", "says": "body has a member the API does not define: \"dry_run\""},
+		"a second encrypt by case": {"doc": t.set("/request/body/ENCRYPT", {"crypt_algorithm": "generalCipher"}), "field": "request.body.ENCRYPT", "says": "\"ENCRYPT\""},
+	}
+	d := t.decide(tc.doc)
+	t.denied_by(d, "PRECHECK-REQ-007", tc.field)
+	contains(t.message_of(d, "PRECHECK-REQ-007", tc.field), tc.says)
+	d.error.status == 400
 }
 
-test_extra_body_member_is_ignored if {
-	d := t.decide(t.set("/request/body/dry_run", true))
-	d.allowed
+test_unknown_member_level_can_be_warn if {
+	d := t.decide(t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible")) with data.precheck.levels.global as {"PRECHECK-REQ-007": "warn"}
+	t.warned_by(d, "PRECHECK-REQ-007", "request.body.encrypt.crypt_algorithim")
+	d.allowed # a warning never denies
 }
 
 test_long_value_is_cut_short if {

@@ -52,3 +52,19 @@ class_problem := concat(" ", ["tenant.class must be a string, got", type_name(gi
 } else := concat(" ", ["tenant class", lib.quote(lib.tenant_class), "is not defined in data"]) if {
 	not classes[lib.tenant_class]
 }
+
+# METADATA
+# title: tenant class given differs from data
+# description: |
+#   The document names a tenant class, but data classifies the project (or its enterprise project) as
+#   another. The data's class is the one applied; the disagreement is reported so that the inventory or tool
+#   that gave the class can be corrected.
+# custom:
+#   code: PRECHECK-TEN-003
+#   severity: warn
+#   status: 403
+#   remediation: correct the tenant class where the input document comes from to {expected}, the class data gives
+findings contains {"rule": rego.metadata.rule().custom, "field": "tenant.class", "message": msg, "expected": lib.mapped_class, "actual": lib.given_class} if {
+	lib.given_class != lib.mapped_class
+	msg := concat("", ["tenant.class ", lib.quote(lib.given_class), " was given, but data classifies this tenant as ", lib.quote(lib.mapped_class), "; the data's class applies"])
+}

@@ -36,13 +36,47 @@ test_class_derived_from_data[how] if {
 	t.denied_by(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm")
 }
 
-test_given_class_wins_over_data if {
-	d := t.decide(t.allowed_input) with data.precheck.config.tenants.by_project as {"89cd04f168b84af6be287f71730fdb4b": "regulated"}
-	d.allowed
+# The compliance team's mapping stands whatever the document says; the disagreement is reported.
+test_data_class_wins_over_given[how] if {
+	some how, tc in {
+		"project": {"by_project": {"89cd04f168b84af6be287f71730fdb4b": "regulated"}, "by_enterprise_project": {}},
+		"enterprise project": {"by_project": {}, "by_enterprise_project": {"0": "regulated"}},
+	}
+	tenants := object.union(data.precheck.config.tenants, tc)
+	d := t.decide(t.allowed_input) with data.precheck.config.tenants as tenants
+	t.denied_by(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm")
+	t.warned_by(d, "PRECHECK-TEN-003", "tenant.class")
+	some w in d.warnings
+	w.code == "PRECHECK-TEN-003"
+	w.expected == "regulated"
+	w.actual == "default"
 }
 
-test_no_class_anywhere_is_default if {
-	t.decide(t.without("/tenant")).allowed
+test_project_mapping_before_enterprise_project if {
+	tenants := object.union(data.precheck.config.tenants, {
+		"by_project": {"89cd04f168b84af6be287f71730fdb4b": "regulated"},
+		"by_enterprise_project": {"0": "default"},
+	})
+	d := t.decide(t.without("/tenant")) with data.precheck.config.tenants as tenants
+	t.denied_by(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm")
+}
+
+test_given_class_agreeing_with_data_is_quiet if {
+	d := t.decide(t.allowed_input) with data.precheck.config.tenants.by_project as {"89cd04f168b84af6be287f71730fdb4b": "default"}
+	d.allowed
+	not t.has_code(d, "PRECHECK-TEN-003")
+}
+
+# A given class counts where data has no mapping for the project, and it beats a tag (which the tenant sets).
+test_given_class_beats_tag if {
+	d := t.decide(t.set("/cluster/tags", [{"key": "compliance", "value": "regulated"}]))
+	d.allowed
+	not t.has_code(d, "PRECHECK-TEN-003")
+}
+
+test_unclassified_tenant_gets_the_fallback if {
+	d := t.decide(t.without("/tenant")) with data.precheck.config.tenants.fallback as "regulated"
+	t.denied_by(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm")
 }
 
 test_first_tag_mapping_wins if {

@@ -47,18 +47,19 @@ decision := {"allowed": precheck_test.unserved(input), "violations": [], "warnin
 	}
 }
 
-// trouble is a policy that decides normally, aborts on {"abort": true} (two values for one complete
-// rule), and loops for seconds on {"loop": true}.
+// trouble is a policy that decides normally, aborts when the body says {"abort": true} (two values for one
+// complete rule), and loops for seconds when it says {"loop": true}. (The body is the one member of a strict
+// document that is free.)
 const trouble = `package precheck
 
 ok := {"allowed": true, "violations": [], "warnings": []}
 
-decision := ok if not input.loop
+decision := ok if not input.request.body.loop
 
-decision := {"allowed": true, "violations": [], "warnings": [], "other": 1} if input.abort
+decision := {"allowed": true, "violations": [], "warnings": [], "other": 1} if input.request.body.abort
 
 decision := ok if {
-	input.loop
+	input.request.body.loop
 	count([1 | some i in numbers.range(1, 4000); some j in numbers.range(1, 4000); i != j]) > 0
 }
 `
@@ -78,7 +79,7 @@ func TestTroubleThenRecover(t *testing.T) {
 		}
 	}
 
-	_, err = eng.CheckJSON(context.Background(), []byte(`{"abort": true}`))
+	_, err = eng.CheckJSON(context.Background(), []byte(`{"request": {"body": {"abort": true}}}`))
 	if err == nil || !strings.Contains(err.Error(), "policy aborted") || !strings.Contains(err.Error(), "conflict") {
 		t.Errorf("abort: err = %v", err)
 	}
@@ -87,7 +88,7 @@ func TestTroubleThenRecover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = eng.CheckJSON(ctx, []byte(`{"loop": true}`))
+	_, err = eng.CheckJSON(ctx, []byte(`{"request": {"body": {"loop": true}}}`))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("deadline: err = %v", err)
 	}
@@ -98,7 +99,7 @@ func TestTroubleThenRecover(t *testing.T) {
 
 	ctx, cancel = context.WithCancel(context.Background())
 	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
-	_, err = eng.CheckJSON(ctx, []byte(`{"loop": true}`))
+	_, err = eng.CheckJSON(ctx, []byte(`{"request": {"body": {"loop": true}}}`))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancel: err = %v", err)
 	}
@@ -113,7 +114,7 @@ func TestInputOverMemoryCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close(context.Background())
-	big := []byte(`{"x": "` + strings.Repeat("a", 4<<20) + `"}`)
+	big := []byte(`{"request": {"body": "` + strings.Repeat("a", 4<<20) + `"}}`)
 	_, err = eng.CheckJSON(context.Background(), big)
 	if err == nil || !strings.Contains(err.Error(), "memory limit of 48 pages") {
 		t.Fatalf("err = %v, want the memory cap named", err)

@@ -178,7 +178,7 @@ func decideFleet(ctx context.Context, eng *policy.Engine, entries []facts.Entry,
 
 // decideEntry decides on the call intended for one cluster.
 func decideEntry(ctx context.Context, eng *policy.Engine, entry *facts.Entry, call facts.Encrypt) (*policy.Decision, error) {
-	doc, err := policy.NewDocument(fleetInput(entry, call))
+	doc, err := policy.NewDocument(fleetInput(entry, call), eng.Limits())
 	if err != nil {
 		return nil, err
 	}

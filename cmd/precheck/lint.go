@@ -26,6 +26,10 @@ func runLint(_ context.Context, e *env, args []string) int {
 	for _, problem := range problems {
 		fmt.Fprintln(e.stdout, problem)
 	}
+	// Warnings are printed but do not fail: what they describe is legal, and may be intended.
+	for _, w := range p.LintWarnings() {
+		fmt.Fprintln(e.stdout, "warning: "+w)
+	}
 	if len(problems) > 0 {
 		fmt.Fprintf(e.stderr, "precheck: %d lint problem(s) in %s\n", len(problems), p.Source())
 		return exitDenied

@@ -121,7 +121,7 @@ func TestCheckBadUsageAndInput(t *testing.T) {
 	deep := filepath.Join(dir, "deep.json")
 	os.WriteFile(deep, []byte(strings.Repeat("[", 100)+strings.Repeat("]", 100)), 0o644)
 	deepObj := filepath.Join(dir, "deep-object.json")
-	os.WriteFile(deepObj, []byte(`{"a":`+strings.Repeat("[", 100)+strings.Repeat("]", 100)+`}`), 0o644)
+	os.WriteFile(deepObj, []byte(`{"request": {"body":`+strings.Repeat("[", 100)+strings.Repeat("]", 100)+`}}`), 0o644)
 	tests := []struct {
 		name string
 		args []string

@@ -45,11 +45,27 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		"(credentials from HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_PROJECT_ID)")
 	failOpen := fs.Bool("fail-open", false, "forward a proxied call when its facts cannot be gathered (default: refuse)")
 	decisionLog := fs.String("decision-log", "", "write the decision log (JSON lines) to this file, or - for stdout")
-	maxBody := fs.Int64("max-body", int64(policy.DefaultLimits.MaxBytes), "largest request body, in bytes")
-	maxInFlight := fs.Int("max-in-flight", 256, "most requests served at once; more are answered 503")
+	maxBody := fs.Int64("max-body", int64(policy.DefaultLimits.MaxBytes), "largest request body, in bytes; larger are answered 413")
+	maxInFlight := fs.Int("max-in-flight", server.DefaultMaxInFlight, "most requests served at once, their bodies read; more are answered 503")
+	maxConns := fs.Int("max-conns-per-client", server.DefaultMaxConnsPerClient, "most connections one client IP address may hold open; "+
+		"more are closed at once (behind a load balancer, every client has its address: raise it)")
+	headerTimeout := fs.Duration("read-header-timeout", server.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	bodyTimeout := fs.Duration("body-read-timeout", server.DefaultBodyReadTimeout, "how long a client may take to send a request's body; "+
+		"slower are answered 408 (no request holds an in-flight slot while its body arrives)")
 	drain := fs.Duration("drain", 30*time.Second, "on shutdown, how long requests in flight may take to finish")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	// The server takes 0 for its default: a 0 given here (meant, perhaps, as "no limit") would silently be
+	// the default, so it is refused instead.
+	for _, f := range []struct {
+		name     string
+		positive bool
+	}{{"max-body", *maxBody > 0}, {"max-in-flight", *maxInFlight > 0}, {"max-conns-per-client", *maxConns > 0},
+		{"read-header-timeout", *headerTimeout > 0}, {"body-read-timeout", *bodyTimeout > 0}} {
+		if !f.positive {
+			return fail(e, usageError(fmt.Sprintf("--%s must be positive", f.name)))
+		}
 	}
 	backend, ok := backends[pf.engine]
 	if !ok {
@@ -57,7 +73,8 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 
-	cfg := server.Config{Backend: backend, Logger: logger, FailOpen: *failOpen, MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight}
+	cfg := server.Config{Backend: backend, Logger: logger, FailOpen: *failOpen, MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
+		MaxConnsPerClient: *maxConns, ReadHeaderTimeout: *headerTimeout, BodyReadTimeout: *bodyTimeout}
 	switch {
 	case *bundleURL != "" && pf.path != "":
 		return fail(e, usageError("give --policy or --bundle-url, not both"))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,10 +79,88 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"serve", "--engine", "jit"}, `unknown engine "jit"`},
 		{[]string{"serve", "--upstream", "http://x", "--inventory", "nope.json"}, "nope.json"},
 		{[]string{"serve", "--addr", "256.0.0.1:1"}, "256.0.0.1"},
+		{[]string{"serve", "--max-conns-per-client", "0"}, "--max-conns-per-client must be positive"},
+		{[]string{"serve", "--body-read-timeout", "0s"}, "--body-read-timeout must be positive"},
+		{[]string{"serve", "--read-header-timeout", "-1s"}, "--read-header-timeout must be positive"},
+		{[]string{"serve", "--max-in-flight", "0"}, "--max-in-flight must be positive"},
+		{[]string{"serve", "--max-body", "-5"}, "--max-body must be positive"},
 	} {
 		code, _, errOut := precheck(t, "", tt.args...)
 		if code != exitUsage || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, %s", tt.args, code, errOut)
 		}
 	}
+}
+
+// TestServeLimitsFlags: the limits are flags, with their defaults in the help, and they reach the server.
+func TestServeLimitsFlags(t *testing.T) {
+	_, _, help := precheck(t, "", "serve", "--help")
+	for _, want := range []string{"-max-conns-per-client int", "(default 64)", "-read-header-timeout duration", "(default 5s)",
+		"-body-read-timeout duration", "(default 10s)", "-max-in-flight int", "(default 256)", "-max-body int", "(default 1048576)"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errOut bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, &env{stdin: strings.NewReader(""), stdout: pw, stderr: &errOut},
+			[]string{"serve", "--addr", "127.0.0.1:0", "--max-conns-per-client", "1", "--body-read-timeout", "300ms"})
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no address printed: %v\n%s", err, errOut.String())
+	}
+	go io.Copy(io.Discard, pr)
+	addr := strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "precheck serving on ")), "http://")
+
+	// One connection, trickling its body: answered 408 once --body-read-timeout has passed.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slow.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(slow, "POST /v1/precheck HTTP/1.1\r\nHost: precheck\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+	// A second one from the same address, while the first is open: closed at once, unanswered.
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(second, "GET /healthz HTTP/1.1\r\nHost: precheck\r\n\r\n")
+	if n, err := second.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+		t.Errorf("a second connection over --max-conns-per-client 1: read %d, %v", n, err)
+	}
+
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if waited := time.Since(start); resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "PRECHECK-SERVE-007") || waited > 3*time.Second {
+		t.Errorf("after %v: %d %s", waited, resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != exitAllowed {
+			t.Errorf("exit %d\n%s", c, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }

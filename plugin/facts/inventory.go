@@ -29,12 +29,8 @@ type Entry struct {
 	Encrypt *Encrypt `json:"encrypt,omitempty"`
 }
 
-// Encrypt is the "encrypt" object of the call's body.
-type Encrypt struct {
-	CryptAlgorithm string `json:"crypt_algorithm,omitempty"`
-	MasterKeyID    string `json:"master_key_id,omitempty"`
-	MasterKeyName  string `json:"master_key_name,omitempty"`
-}
+// Encrypt is the "encrypt" object of the call's body: the API's one shape, shared with the policy.
+type Encrypt = policy.Encrypt
 
 // Inventory is a list of clusters and their facts, read from JSON or CSV. As a Provider it answers the facts
 // of the cluster a call names; a cluster it does not list has no known facts (and the policy refuses it).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,11 +73,13 @@ func encryptRequest(alg string) *model.EncryptClusterRequest {
 	}
 }
 
-// recorder keeps the bodies the SDK hands to the transport, to compare with what reaches the server.
+// recorder keeps the encrypt calls the SDK hands to the transport, to compare with what reaches the server.
 type recorder struct {
-	next   http.RoundTripper
-	mu     sync.Mutex
-	bodies [][]byte
+	next    http.RoundTripper
+	mu      sync.Mutex
+	bodies  [][]byte
+	headers []http.Header
+	paths   []string
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -85,6 +88,8 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(b))
 		r.mu.Lock()
 		r.bodies = append(r.bodies, b)
+		r.headers = append(r.headers, req.Header.Clone())
+		r.paths = append(r.paths, req.URL.RequestURI())
 		r.mu.Unlock()
 	}
 	return r.next.RoundTrip(req)
@@ -110,11 +115,51 @@ func TestSDKAllowedCallReachesTheServerOnce(t *testing.T) {
 	if calls[0].Header.Get("Authorization") == "" || calls[0].Header.Get("X-Sdk-Date") == "" {
 		t.Errorf("signing headers lost: %v", calls[0].Header)
 	}
+	// The signature covers the method, path, query, signed headers and body: all arrive as the SDK sent them.
+	for name, values := range rec.headers[0] {
+		if got := calls[0].Header.Values(name); !slices.Equal(got, values) {
+			t.Errorf("header %s: the SDK sent %q, the server got %q", name, values, got)
+		}
+	}
+	if got := calls[0].Path + "?" + calls[0].RawQuery; strings.TrimSuffix(got, "?") != rec.paths[0] {
+		t.Errorf("the server got %s, the SDK sent %s", got, rec.paths[0])
+	}
 	// The facts came from the fake's APIs through the SDK.
 	for _, e := range []dwsfake.Endpoint{dwsfake.ListClusterDetails, dwsfake.ShowClusterEncryptInfo, dwsfake.ListDisasterRecover, dwsfake.DescribeKey} {
 		if srv.Hits(e) != 1 {
 			t.Errorf("%s asked %d times", e, srv.Hits(e))
 		}
+	}
+}
+
+// TestSDKOtherCallsPassThrough: the SDK's other calls on a cluster, reads and a DELETE with a body, reach
+// the server unchecked.
+func TestSDKOtherCallsPassThrough(t *testing.T) {
+	srv, _ := setup(t, "8.3.0.200", "default")
+	checked := 0
+	client := sdkClient(t, srv, gate.New(nil, newEngine(t), gate.WithObserver(func(gate.Event) { checked++ })))
+	if _, err := client.ListClusterDetails(&model.ListClusterDetailsRequest{ClusterId: dwsfake.ExampleClusterID}); err != nil {
+		t.Errorf("ListClusterDetails: %v", err)
+	}
+	if _, err := client.ShowClusterEncryptInfo(&model.ShowClusterEncryptInfoRequest{ClusterId: dwsfake.ExampleClusterID}); err != nil {
+		t.Errorf("ShowClusterEncryptInfo: %v", err)
+	}
+	keep := int32(0)
+	// The fake does not serve DeleteCluster: what matters is that the call reached it, body and all.
+	client.DeleteCluster(&model.DeleteClusterRequest{ClusterId: dwsfake.ExampleClusterID, Body: &model.DeleteClusterRequestBody{KeepLastManualSnapshot: keep}})
+	var got []string
+	for _, r := range srv.Requests() {
+		if r.Header.Get("Authorization") != "" {
+			got = append(got, r.Method+" "+r.Path+" "+strings.TrimSpace(string(r.Body)))
+		}
+	}
+	want := []string{
+		"GET /v1.0/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + " ",
+		"GET /v1/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + "/encrypt-info ",
+		"DELETE /v1.0/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + ` {"keep_last_manual_snapshot":0}`,
+	}
+	if !slices.Equal(got, want) || checked != 0 {
+		t.Errorf("the server got %q, want %q; %d checked", got, want, checked)
 	}
 }
 

@@ -32,7 +32,10 @@ func TestChainOfAllThreeKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	freeze := load(t, module(t, freezeModule), hookmodule.Config{})
-	chain := plugin.NewChain(plugin.PolicyHook("rego", rego), plugin.PolicyHook("precheck.wasm", compiled), freeze)
+	chain, err := plugin.NewChain(plugin.PolicyHook("rego", rego), plugin.PolicyHook("precheck.wasm", compiled), freeze)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	d, err := chain.CheckDocument(ctx, apiExample(t, `[{"key": "env", "value": "prod"}]`))
 	if err != nil {

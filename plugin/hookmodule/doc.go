@@ -4,7 +4,7 @@
 //	m, err := hookmodule.Load(ctx, wasmBytes, hookmodule.Config{})
 //	if err != nil { ... }          // not a hook module, or one that imports what the sandbox withholds
 //	defer m.Close(ctx)
-//	chain := plugin.NewChain(plugin.PolicyHook("policy", engine), m)
+//	chain, err := plugin.NewChain(plugin.PolicyHook("policy", engine), m)
 //	decision, err := chain.CheckDocument(ctx, doc)
 //
 // examples/hooks/freeze is a complete hook written in Go.

@@ -28,7 +28,10 @@ func ExampleLoad() {
 	}
 	defer freeze.Close(ctx)
 
-	chain := plugin.NewChain(freeze) // and the policy: plugin.PolicyHook("policy", engine)
+	chain, err := plugin.NewChain(freeze) // and the policy: plugin.PolicyHook("policy", engine)
+	if err != nil {
+		panic(err)
+	}
 	doc, err := policy.ReadDocument([]byte(`{
 		"request": {"project_id": "89cd04f168b84af6be287f71730fdb4b", "cluster_id": "97cbaab3-939e-4dbc-9187-0fe240f2b9fd"},
 		"cluster": {"tags": [{"key": "change-freeze", "value": "true"}]}

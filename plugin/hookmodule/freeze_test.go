@@ -80,7 +80,11 @@ func TestFreezeExample(t *testing.T) {
 			if freeze.Name() != "freeze" {
 				t.Errorf("Name() = %q", freeze.Name())
 			}
-			d, err := plugin.NewChain(freeze, allowWithWarning).CheckDocument(ctx, apiExample(t, tc.tags))
+			chain, err := plugin.NewChain(freeze, allowWithWarning)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := chain.CheckDocument(ctx, apiExample(t, tc.tags))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,7 +19,7 @@ import (
 
 // The Go modules the tests use, built from source once per test binary.
 const (
-	probeModule  = "probe"  // testdata/probe: what it does is chosen by the document's member "probe"
+	probeModule  = "probe"  // testdata/probe: what it does is chosen by the document's request.body.probe
 	freezeModule = "freeze" // examples/hooks/freeze, built with freezeWindows
 )
 
@@ -141,6 +141,13 @@ func document(tb testing.TB, json string) *policy.Document {
 		tb.Fatal(err)
 	}
 	return d
+}
+
+// probe is a document asking the probe module to do what (request.body is the one member of a strict
+// document that is free).
+func probe(tb testing.TB, what string) *policy.Document {
+	tb.Helper()
+	return document(tb, fmt.Sprintf(`{"request": {"body": {"probe": %q}}}`, what))
 }
 
 // staticHook is a trivial hook that always answers the same decision.

@@ -39,7 +39,17 @@ func checkDeny(t *testing.T, d *policy.Decision) {
 func TestFailuresThenRecovery(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	m := load(t, module(t, probeModule), hookmodule.Config{MemoryLimitPages: 256, Timeout: timeout, MaxInstances: 2})
-	chain := plugin.NewChain(m, allowWithWarning)
+	chain, err := plugin.NewChain(m, allowWithWarning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each failure gets limits that only it can reach: the memory hog has all the time it wants, so that its
+	// error names the memory limit however slow the machine (the hog is slow under -race).
+	hog := load(t, module(t, probeModule), hookmodule.Config{MemoryLimitPages: 256, Timeout: time.Minute, MaxInstances: 2})
+	hogChain, err := plugin.NewChain(hog, allowWithWarning)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 
 	for _, tc := range []struct {
@@ -57,7 +67,11 @@ func TestFailuresThenRecovery(t *testing.T) {
 		{"error", hookmodule.ErrNoJudgement, "could not judge: probe: cannot judge, as asked"},
 	} {
 		t.Run(tc.probe, func(t *testing.T) {
-			doc := document(t, fmt.Sprintf(`{"probe": %q}`, tc.probe))
+			m, chain, timeout := m, chain, timeout
+			if tc.probe == "hog" {
+				m, chain, timeout = hog, hogChain, time.Minute
+			}
+			doc := probe(t, tc.probe)
 			start := time.Now()
 			d, err := m.Run(ctx, doc)
 			elapsed := time.Since(start)
@@ -95,13 +109,13 @@ func TestFailuresThenRecovery(t *testing.T) {
 
 			// The same Module, and the chain, serve the next requests correctly.
 			for range 2 {
-				d, err = m.Run(ctx, document(t, `{"probe": "deny"}`))
+				d, err = m.Run(ctx, probe(t, "deny"))
 				if err != nil {
 					t.Fatalf("Run after the failure: %v", err)
 				}
 				checkDeny(t, d)
 			}
-			cd, err = chain.CheckDocument(ctx, document(t, `{"probe": "allow"}`))
+			cd, err = chain.CheckDocument(ctx, probe(t, "allow"))
 			if err != nil || !cd.Allowed || len(cd.Violations) != 0 || len(cd.Warnings) != 1 {
 				t.Errorf("chain after the failure = %+v, %v; want allowed with the other hook's warning", cd, err)
 			}
@@ -116,7 +130,7 @@ func TestInstancesAreReused(t *testing.T) {
 	ctx := context.Background()
 	calls := func() string {
 		t.Helper()
-		d, err := m.Run(ctx, document(t, `{"probe": "deny"}`))
+		d, err := m.Run(ctx, probe(t, "deny"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +140,7 @@ func TestInstancesAreReused(t *testing.T) {
 	if second == first {
 		t.Fatalf("calls served: %s then %s; the instance was not reused", first, second)
 	}
-	if _, err := m.Run(ctx, document(t, `{"probe": "trap"}`)); err == nil {
+	if _, err := m.Run(ctx, probe(t, "trap")); err == nil {
 		t.Fatal("trap: no error")
 	}
 	if got := calls(); got != "1" {
@@ -139,14 +153,14 @@ func TestInstancesAreReused(t *testing.T) {
 func TestSandbox(t *testing.T) {
 	m := load(t, module(t, probeModule), hookmodule.Config{})
 	ctx := context.Background()
-	report := func(probe string) string {
+	report := func(what string) string {
 		t.Helper()
-		d, err := m.Run(ctx, document(t, fmt.Sprintf(`{"probe": %q}`, probe)))
+		d, err := m.Run(ctx, probe(t, what))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !d.Allowed || len(d.Warnings) != 1 {
-			t.Fatalf("%s: decision %+v, want one warning", probe, d)
+			t.Fatalf("%s: decision %+v, want one warning", what, d)
 		}
 		return d.Warnings[0].Message
 	}
@@ -171,7 +185,7 @@ func TestSandbox(t *testing.T) {
 
 	at := time.Date(2031, 2, 3, 4, 5, 6, 7000, time.UTC)
 	m = load(t, module(t, probeModule), hookmodule.Config{Clock: func() time.Time { return at }})
-	d, err := m.Run(ctx, document(t, `{"probe": "clock"}`))
+	d, err := m.Run(ctx, probe(t, "clock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +201,7 @@ func TestCallerContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := m.Run(ctx, document(t, `{"probe": "loop"}`))
+	_, err := m.Run(ctx, probe(t, "loop"))
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "hook probe: stopped: the caller's context ended") {
 		t.Errorf("error = %v, want the caller's deadline", err)
 	}
@@ -197,10 +211,10 @@ func TestCallerContext(t *testing.T) {
 
 	ctx, cancel = context.WithCancel(context.Background())
 	cancel()
-	if _, err := m.Run(ctx, document(t, `{"probe": "allow"}`)); !errors.Is(err, context.Canceled) {
+	if _, err := m.Run(ctx, probe(t, "allow")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run under an ended context: %v, want context.Canceled", err)
 	}
-	if d, err := m.Run(context.Background(), document(t, `{"probe": "allow"}`)); err != nil || !d.Allowed {
+	if d, err := m.Run(context.Background(), probe(t, "allow")); err != nil || !d.Allowed {
 		t.Errorf("Run afterwards: %+v, %v", d, err)
 	}
 }
@@ -209,7 +223,7 @@ func TestCallerContext(t *testing.T) {
 // context.
 func TestWaitForInstance(t *testing.T) {
 	m := load(t, module(t, probeModule), hookmodule.Config{MaxInstances: 1, Timeout: 2 * time.Second})
-	loop := document(t, `{"probe": "loop"}`)
+	loop := probe(t, "loop")
 	done := make(chan error)
 	go func() {
 		_, err := m.Run(context.Background(), loop) // holds the only instance until its time limit
@@ -218,14 +232,14 @@ func TestWaitForInstance(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := m.Run(ctx, document(t, `{"probe": "allow"}`))
+	_, err := m.Run(ctx, probe(t, "allow"))
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "hook probe: waiting for a free instance") {
 		t.Errorf("Run with every instance busy: %v, want it to give up waiting", err)
 	}
 	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("loop: %v", err)
 	}
-	if d, err := m.Run(context.Background(), document(t, `{"probe": "allow"}`)); err != nil || !d.Allowed {
+	if d, err := m.Run(context.Background(), probe(t, "allow")); err != nil || !d.Allowed {
 		t.Errorf("Run afterwards: %+v, %v", d, err)
 	}
 }
@@ -234,14 +248,17 @@ func TestWaitForInstance(t *testing.T) {
 // mixed in, and checks every answer (run it with -race).
 func TestConcurrentRuns(t *testing.T) {
 	m := load(t, module(t, probeModule), hookmodule.Config{MaxInstances: 3})
-	chain := plugin.NewChain(m, allowWithWarning)
+	chain, err := plugin.NewChain(m, allowWithWarning)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	const goroutines, runs = 16, 12
-	allow, trap, garbage := document(t, `{"probe": "allow"}`), document(t, `{"probe": "trap"}`), document(t, `{"probe": "garbage"}`)
+	allow, trap, garbage := probe(t, "allow"), probe(t, "trap"), probe(t, "garbage")
 	deny := make([][]*policy.Document, goroutines)
 	for g := range deny {
 		for i := range runs {
-			deny[g] = append(deny[g], document(t, fmt.Sprintf(`{"probe": "deny", "code": "G%d-%d"}`, g, i)))
+			deny[g] = append(deny[g], document(t, fmt.Sprintf(`{"request": {"body": {"probe": "deny", "code": "G%d-%d"}}}`, g, i)))
 		}
 	}
 	var wg sync.WaitGroup

@@ -23,7 +23,7 @@ type logEntry struct {
 	Result         string    `json:"result"` // allowed, denied or error
 	Violations     []string  `json:"violations"`
 	Warnings       []string  `json:"warnings"`
-	Error          string    `json:"error,omitempty"`
+	Error          string    `json:"error,omitempty"`     // redacted (redact.Text): it may quote the facts API
 	Forwarded      *bool     `json:"forwarded,omitempty"` // gate: whether the call went on to the API
 	LatencyMS      float64   `json:"latency_ms"`
 }

@@ -15,6 +15,9 @@ type metrics struct {
 	revision   *prometheus.GaugeVec
 	rejected   *prometheus.CounterVec
 	inFlight   prometheus.Gauge
+
+	connsOpen    prometheus.Gauge
+	connsRefused prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -43,14 +46,23 @@ func newMetrics() *metrics {
 		}, []string{"revision"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "precheck_http_rejected_total",
-			Help: "Requests refused before any decision, by reason (malformed, too_large, busy, not_ready).",
+			Help: "Requests refused before any decision, by reason (malformed, too_large, body_timeout, busy, not_ready).",
 		}, []string{"reason"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "precheck_http_in_flight_requests",
-			Help: "Requests being served.",
+			Help: "Requests being served (their bodies read, holding one of the --max-in-flight slots).",
+		}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "precheck_http_connections_open",
+			Help: "Client connections open, idle or busy.",
+		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "precheck_http_connections_refused_total",
+			Help: "Connections closed as soon as they were accepted, their client address holding --max-conns-per-client already.",
 		}),
 	}
 	m.registry.MustRegister(m.decisions, m.violations, m.latency, m.reloads, m.revision, m.rejected, m.inFlight,
+		m.connsOpen, m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

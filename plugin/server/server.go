@@ -9,6 +9,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,11 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,17 +34,29 @@ import (
 
 	"github.com/precheck/precheck/plugin/facts"
 	"github.com/precheck/precheck/plugin/gate"
+	"github.com/precheck/precheck/plugin/redact"
 	"github.com/precheck/precheck/policy"
 )
 
 // Codes of the errors the service answers itself, in the API's error shape.
 const (
-	CodeMalformed = "PRECHECK-SERVE-001" // 400: the input document is not one
-	CodeTooLarge  = "PRECHECK-SERVE-002" // 413: the body is over the limit
-	CodeBusy      = "PRECHECK-SERVE-003" // 503: too many requests in flight
-	CodeNotReady  = "PRECHECK-SERVE-004" // 503: no policy loaded yet
-	CodeEngine    = "PRECHECK-SERVE-005" // 500: the policy could not be evaluated
-	CodeUpstream  = "PRECHECK-SERVE-006" // 502: the upstream API could not be reached
+	CodeMalformed   = "PRECHECK-SERVE-001" // 400: the input document is not one
+	CodeTooLarge    = "PRECHECK-SERVE-002" // 413: the body is over the limit
+	CodeBusy        = "PRECHECK-SERVE-003" // 503: too many requests in flight
+	CodeNotReady    = "PRECHECK-SERVE-004" // 503: no policy loaded yet
+	CodeEngine      = "PRECHECK-SERVE-005" // 500: the policy could not be evaluated
+	CodeUpstream    = "PRECHECK-SERVE-006" // 502: the upstream API could not be reached
+	CodeBodyTimeout = "PRECHECK-SERVE-007" // 408: the body did not arrive within BodyReadTimeout
+)
+
+// The defaults of the Config's limits.
+const (
+	DefaultMaxInFlight       = 256
+	DefaultMaxConnsPerClient = 64
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultBodyReadTimeout   = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
 )
 
 // Config configures a Server. Source and Backend are required.
@@ -61,11 +77,20 @@ type Config struct {
 	DecisionLog io.Writer    // JSON lines; nil: none
 	Logger      *slog.Logger // default: discard
 
+	// A request's body is read in full, within MaxBodyBytes (413 past it) and BodyReadTimeout (408 past
+	// it), before the request takes one of the MaxInFlight slots (503 when none is free): a client that
+	// sends its body slowly holds a connection, never a slot. MaxConnsPerClient caps the connections one
+	// client IP address may hold open (more are closed as soon as they are accepted); behind a load
+	// balancer every client has the balancer's address, so raise it there.
 	MaxBodyBytes      int64         // default 1 MiB
-	MaxInFlight       int           // default 256; more get 503
-	ReadHeaderTimeout time.Duration // default 5 s
-	ReadTimeout       time.Duration // default 30 s
-	WriteTimeout      time.Duration // default 60 s
+	MaxInFlight       int           // default DefaultMaxInFlight
+	MaxConnsPerClient int           // default DefaultMaxConnsPerClient
+	ReadHeaderTimeout time.Duration // default DefaultReadHeaderTimeout
+	BodyReadTimeout   time.Duration // default DefaultBodyReadTimeout
+	// ReadTimeout bounds reading a whole request (headers and body) on the routes that do not buffer
+	// their body (health, readiness, metrics); default DefaultReadTimeout.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration // default DefaultWriteTimeout
 }
 
 // Server serves precheck over HTTP.
@@ -99,16 +124,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.MaxBodyBytes = int64(policy.DefaultLimits.MaxBytes)
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 256
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = 5 * time.Second
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 30 * time.Second
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 60 * time.Second
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
@@ -144,8 +175,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops accepting, and lets the requests
-// in flight finish (for at most drain).
+// in flight finish (for at most drain). It holds each client address to MaxConnsPerClient connections.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	ln = limitPerClient(ln, s.cfg.MaxConnsPerClient, s.metrics)
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -260,9 +292,20 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, status, body)
 }
 
-// limit refuses requests beyond MaxInFlight and bodies beyond MaxBodyBytes.
+// limit reads the request's body in full, then serves it within MaxInFlight. The body is read first, under
+// its own deadline, because a slot held while a client trickles its body is a slot no one else can use: a
+// few hundred slow clients would lock every decision and every proxied call out. The handler (and through
+// the proxy, the gate) gets the buffered body.
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			body, ok := s.readBody(w, r)
+			if !ok {
+				return
+			}
+			r = r.WithContext(r.Context()) // a copy: the server's own request keeps its own body
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		select {
 		case s.slots <- struct{}{}:
 		default:
@@ -274,9 +317,35 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		defer func() { <-s.slots }()
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads r's body within MaxBodyBytes and BodyReadTimeout, or answers the request itself (413, 408,
+// 400) and returns false.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	// Only a body that is still to be read gets the deadline: net/http clears the connection's read deadline
+	// once the body is at its end, so that it can watch for the client going away while the handler runs. A
+	// handler given another ResponseWriter (a test's recorder) cannot set one: its server's timeouts apply.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return body, true
+	case errors.As(err, &tooLarge):
+		s.metrics.rejected.WithLabelValues("too_large").Inc()
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", tooLarge.Limit))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline is left in place: the rest of the body is never read, and the connection closes.
+		s.metrics.rejected.WithLabelValues("body_timeout").Inc()
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, CodeBodyTimeout, fmt.Sprintf("the request body did not arrive within %v", s.cfg.BodyReadTimeout))
+	default:
+		s.metrics.rejected.WithLabelValues("malformed").Inc()
+		writeError(w, http.StatusBadRequest, CodeMalformed, "reading the body: "+err.Error())
+	}
+	return nil, false
 }
 
 // decide answers POST /v1/precheck: an input document in, the decision out.
@@ -288,20 +357,16 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeNotReady, errNotReady.Error())
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		s.metrics.rejected.WithLabelValues("too_large").Inc()
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the input document is over the limit of %d bytes", tooLarge.Limit))
-		return
-	case err != nil:
+	body, _ := io.ReadAll(r.Body) // in memory already: limit read it
+	id := newID()
+	// OPA's clients send {"input": <document>}; precheck's send the document. Either is read as strictly.
+	doc, err := policy.ReadEnvelope(body, eng.Limits())
+	if err != nil { // an *InputError: the caller's document, not the policy, is at fault
 		s.metrics.rejected.WithLabelValues("malformed").Inc()
-		writeError(w, http.StatusBadRequest, CodeMalformed, "reading the body: "+err.Error())
+		writeError(w, http.StatusBadRequest, CodeMalformed, err.Error())
 		return
 	}
-	id := newID()
-	d, err := eng.CheckJSON(r.Context(), body)
+	d, err := eng.CheckDocument(r.Context(), doc)
 	var inErr *policy.InputError
 	if errors.As(err, &inErr) {
 		s.metrics.rejected.WithLabelValues("malformed").Inc()
@@ -310,7 +375,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	latency := time.Since(start)
 	s.record("api", eng, d, err, latency)
-	s.logAPI(id, start, eng, body, d, err, latency)
+	s.logAPI(id, start, eng, doc.JSON(), d, err, latency)
 	if err != nil {
 		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
 		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+err.Error())
@@ -322,13 +387,13 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 
 // logAPI writes the decision log's line for a /v1/precheck decision. The digest and the identifiers cost a
 // hash and a parse of the document, so they are worked out only when there is a log.
-func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, body []byte, d *policy.Decision, err error, latency time.Duration) {
+func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, doc []byte, d *policy.Decision, err error, latency time.Duration) {
 	if s.log == nil {
 		return
 	}
 	entry := &logEntry{DecisionID: id, Time: start, Endpoint: "api", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
-		InputDigest: digest(body), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
-	entry.ProjectID, entry.ClusterID = identifiers(body)
+		InputDigest: digest(doc), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
+	entry.ProjectID, entry.ClusterID = identifiers(doc)
 	if err != nil {
 		entry.Error = err.Error()
 	} else {
@@ -354,16 +419,30 @@ func (s *Server) proxy() http.Handler {
 			}
 			return g.RoundTrip(req)
 		}),
+		// The transport's errors quote what the upstream answered (a malformed status line is quoted
+		// whole), and an upstream may echo the caller's credentials: redacted before they go anywhere.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, errNotReady) {
 				writeError(w, http.StatusServiceUnavailable, CodeNotReady, err.Error())
 				return
 			}
-			s.logger.Warn("proxy", "path", r.URL.Path, "error", err)
-			writeError(w, http.StatusBadGateway, CodeUpstream, "the upstream API could not be reached: "+err.Error())
+			msg := redact.Text(err.Error(), r.Header)
+			s.logger.Warn("proxy", "path", r.URL.Path, "error", msg)
+			writeError(w, http.StatusBadGateway, CodeUpstream, "the upstream API could not be reached: "+msg)
 		},
+		ErrorLog: log.New(proxyLog{s.logger}, "", 0),
 	}
 	return rp
+}
+
+// proxyLog takes what ReverseProxy logs by itself (a response body that broke off midway, with the
+// transport's error) to the logger, redacted. The request is not known there, so only redact's patterns
+// apply.
+type proxyLog struct{ logger *slog.Logger }
+
+func (l proxyLog) Write(p []byte) (int, error) {
+	l.logger.Warn("proxy", "error", redact.Text(strings.TrimSpace(string(p)), nil))
+	return len(p), nil
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -373,15 +452,18 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 // observeGate records a proxied call the gate checked.
 func (s *Server) observeGate(ev gate.Event) {
 	eng := s.engine.Load()
+	// The failure may quote the facts API (or, from another build of the gate, the upstream). The event
+	// carries no header, so redact's patterns are the net here.
+	failure := redact.Text(ev.Failure, nil)
 	var err error
-	if ev.Failure != "" {
-		err = errors.New(ev.Failure)
+	if failure != "" {
+		err = errors.New(failure)
 	}
 	s.record("gate", eng, ev.Decision, err, ev.Latency)
 	forwarded := ev.Forwarded
 	entry := &logEntry{DecisionID: ev.ID, Time: ev.Time, Endpoint: "gate", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
 		InputDigest: ev.InputDigest, ProjectID: ev.ProjectID, ClusterID: ev.ClusterID, Result: result(ev.Decision, err),
-		Error: ev.Failure, Forwarded: &forwarded, LatencyMS: ms(ev.Latency), Violations: []string{}, Warnings: []string{}}
+		Error: failure, Forwarded: &forwarded, LatencyMS: ms(ev.Latency), Violations: []string{}, Warnings: []string{}}
 	if ev.Decision != nil {
 		entry.Violations, entry.Warnings = codesOf(ev.Decision.Violations), codesOf(ev.Decision.Warnings)
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,7 +119,7 @@ func TestDecisionAPI(t *testing.T) {
 	}{
 		{"malformed", []byte("{\n \"request\": {,}\n}"), 400, "line 2, column 14: malformed JSON"},
 		{"not an object", []byte(`[1]`), 400, "must be a JSON object"},
-		{"too deep", []byte(`{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`), 400, "nested deeper than the limit"},
+		{"too deep", []byte(`{"request": {"body":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}`), 400, "nested deeper than the limit"},
 		{"oversized", []byte(`{"x": "` + strings.Repeat("a", 2<<20) + `"}`), 413, "over the limit of 1048576 bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -634,6 +637,225 @@ func TestLoad(t *testing.T) {
 			pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)] }
 			t.Logf("%s: %d clients, %d requests in %v: %.0f req/s, p50 %v, p99 %v, 0 errors",
 				engine.name, clients, len(latencies), duration, float64(len(latencies))/duration.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
+		})
+	}
+}
+
+// apiError is the API's error shape.
+type apiError struct {
+	ErrorCode string `json:"error_code"`
+	ErrorMsg  string `json:"error_msg"`
+}
+
+// TestEnvelope: /v1/precheck takes OPA's {"input": <document>} as well as the document, as strictly.
+func TestEnvelope(t *testing.T) {
+	var log syncBuffer
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
+	doc := example(t, "allowed-api-example.json")
+
+	status, body, header := postJSON(t, s.URL+"/v1/precheck", []byte(`{"input": `+string(doc)+`}`))
+	if status != 200 || !bytes.Contains(body, []byte(`"allowed":true`)) || header.Get("X-Decision-Id") == "" {
+		t.Fatalf("an envelope: %d %s", status, body)
+	}
+	_, bare, _ := postJSON(t, s.URL+"/v1/precheck", doc)
+	if !bytes.Equal(body, bare) {
+		t.Errorf("the envelope and the bare document decide differently:\n%s\n%s", body, bare)
+	}
+	// The log names the cluster inside the envelope.
+	if !strings.Contains(strings.SplitN(log.String(), "\n", 2)[0], `"cluster_id":"97cbaab3-939e-4dbc-9187-0fe240f2b9fd"`) {
+		t.Errorf("decision log:\n%s", log.String())
+	}
+
+	for _, tt := range []struct {
+		name string
+		body string
+		says string
+	}{
+		{"a second member", `{"decision_id": "x", "input": ` + string(doc) + `}`, `unknown member "decision_id"`},
+		// policy.ReadEnvelope reads anything but exactly {"input": ...} as a document, so the first member
+		// it does not know is the one named.
+		{"a second member after the input", `{"input": ` + string(doc) + `, "inptu_extra": {}}`, `unknown member "input"`},
+		{"the input twice", `{"input": ` + string(doc) + `, "input": ` + string(doc) + `}`, "input"},
+		{"input not an object", `{"input": [1]}`, "input"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := postJSON(t, s.URL+"/v1/precheck", []byte(tt.body))
+			var e apiError
+			json.Unmarshal(body, &e)
+			if status != 400 || e.ErrorCode != server.CodeMalformed || !strings.Contains(e.ErrorMsg, tt.says) {
+				t.Errorf("%d %s", status, body)
+			}
+		})
+	}
+}
+
+// slowRequest sends a request's headers and the first part of its body, and no more.
+func slowRequest(t *testing.T, base, method, path string, header http.Header, body string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var req bytes.Buffer
+	req.WriteString(method + " " + path + " HTTP/1.1\r\nHost: precheck\r\nContent-Type: application/json\r\n")
+	header.Write(&req)
+	req.WriteString("Content-Length: " + strconv.Itoa(len(body)+100) + "\r\n\r\n" + body)
+	if _, err := c.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestBodyTimeout: a body that does not arrive within BodyReadTimeout is answered 408, and never reaches
+// the policy or the gate.
+func TestBodyTimeout(t *testing.T) {
+	upstream := dwsfake.New()
+	defer upstream.Close()
+	upstream.SeedExample()
+	u, _ := url.Parse(upstream.URL)
+	var log syncBuffer
+	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: u, DecisionLog: &log, BodyReadTimeout: 200 * time.Millisecond})
+
+	encrypt := "/v2/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + "/encrypt"
+	for _, path := range []string{"/v1/precheck", encrypt} {
+		t.Run(path, func(t *testing.T) {
+			began := time.Now()
+			c := slowRequest(t, s.URL, "POST", path, http.Header{"X-Auth-Token": {"tok-3f9a2c71e4b8d605"}}, `{"encrypt": {"crypt_algorithm": "SMcompatible"`)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var e apiError
+			json.Unmarshal(body, &e)
+			if waited := time.Since(began); resp.StatusCode != http.StatusRequestTimeout || e.ErrorCode != server.CodeBodyTimeout || waited > 2*time.Second {
+				t.Errorf("after %v: %d %s", waited, resp.StatusCode, body)
+			}
+			// What is left of the body is never read: the connection is closed.
+			if _, err := br.ReadByte(); err == nil {
+				t.Error("the connection stays open after a 408")
+			}
+		})
+	}
+	if upstream.Hits(dwsfake.EncryptCluster) != 0 || log.String() != "" {
+		t.Errorf("a request whose body timed out went on: %d upstream calls, decision log %q", upstream.Hits(dwsfake.EncryptCluster), log.String())
+	}
+	if got := metric(t, s.URL, "precheck_http_rejected_total", map[string]string{"reason": "body_timeout"}); got != 2 {
+		t.Errorf("body timeouts counted: %v", got)
+	}
+	if got := metric(t, s.URL, "precheck_decisions_total", nil); got != 0 {
+		t.Errorf("decisions counted: %v", got)
+	}
+}
+
+// rawUpstream is an upstream that reads each request and answers with whatever answer writes, raw.
+func rawUpstream(t *testing.T, answer func(*http.Request) string) *url.URL {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, answer(req))
+			}()
+		}
+	}()
+	return &url.URL{Scheme: "http", Host: ln.Addr().String()}
+}
+
+// TestUpstreamSecretsNotEchoed: an upstream that echoes the caller's credentials (in a malformed status
+// line, in garbage) gets them into neither precheck's log, nor its 502, nor the decision log.
+func TestUpstreamSecretsNotEchoed(t *testing.T) {
+	const token = "tok-3f9a2c71e4b8d605" // short enough that only redaction by the header's name catches it
+	sum := sha256.Sum256([]byte("the request, signed"))
+	signature := hex.EncodeToString(sum[:])
+	header := http.Header{
+		"X-Auth-Token":  {token},
+		"Authorization": {"SDK-HMAC-SHA256 Access=HPUAQ3RTSKE4HOT1DQKE, SignedHeaders=content-type;host;x-sdk-date, Signature=" + signature},
+		"X-Sdk-Date":    {"20240101T000000Z"},
+	}
+	inv, err := facts.ParseJSON([]byte(`[{"project_id": "` + dwsfake.ExampleProjectID + `", "cluster_id": "` + dwsfake.ExampleClusterID + `",
+		"cluster": {"version": "8.1.3.310", "guest_agent_version": "8.3.0.200", "status": "AVAILABLE", "task_status": "", "encrypted": false, "dr_relationship": false},
+		"key": {"key_id": "` + dwsfake.ExampleKeyID + `", "key_state": "2"}, "tenant": {"class": "regulated"}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encryptBody := `{"encrypt": {"crypt_algorithm": "SMcompatible", "master_key_id": "` + dwsfake.ExampleKeyID + `"}}`
+
+	for _, tt := range []struct {
+		name   string
+		answer func(*http.Request) string
+	}{
+		{"token in a malformed status line", func(r *http.Request) string {
+			return "HTTP/1.1 " + r.Header.Get("X-Auth-Token") + " OK\r\nContent-Length: 0\r\n\r\n"
+		}},
+		{"signature in garbage", func(r *http.Request) string {
+			_, sig, _ := strings.Cut(r.Header.Get("Authorization"), "Signature=")
+			return "garbage" + sig + "garbage\r\n\r\n"
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logged, decisions syncBuffer
+			s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: rawUpstream(t, tt.answer), Facts: inv,
+				DecisionLog: &decisions, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+			for _, call := range []struct{ method, path, body string }{
+				{"GET", "/v1.0/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID, ""},                      // passed through
+				{"POST", "/v2/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + "/encrypt", encryptBody}, // allowed by the gate
+			} {
+				var body io.Reader
+				if call.body != "" {
+					body = strings.NewReader(call.body)
+				}
+				req, _ := http.NewRequest(call.method, s.URL+call.path, body)
+				req.Header = header.Clone()
+				if call.body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var e apiError
+				json.Unmarshal(out, &e)
+				if resp.StatusCode != http.StatusBadGateway || e.ErrorCode != server.CodeUpstream || !strings.Contains(e.ErrorMsg, "[REDACTED]") {
+					t.Errorf("%s %s: %d %s", call.method, call.path, resp.StatusCode, out)
+				}
+				for _, secret := range []string{token, signature} {
+					if strings.Contains(string(out), secret) {
+						t.Errorf("%s %s: the 502 echoes a secret: %s", call.method, call.path, out)
+					}
+				}
+			}
+			if !strings.Contains(logged.String(), "[REDACTED]") || !strings.Contains(decisions.String(), `"forwarded":true`) {
+				t.Errorf("the failures were not logged, or the encrypt call not forwarded:\nlog:\n%s\ndecision log:\n%s", logged.String(), decisions.String())
+			}
+			for _, secret := range []string{token, signature} {
+				if strings.Contains(logged.String(), secret) {
+					t.Errorf("the log holds a secret:\n%s", logged.String())
+				}
+				if strings.Contains(decisions.String(), secret) {
+					t.Errorf("the decision log holds a secret:\n%s", decisions.String())
+				}
+			}
 		})
 	}
 }

@@ -1,4 +1,4 @@
-// Command probe is a hook module for the tests of package hookmodule. The input document's member "probe"
+// Command probe is a hook module for the tests of package hookmodule. The input document's request.body.probe
 // chooses what it does; see judge.
 package main
 
@@ -53,8 +53,12 @@ func pack(b []byte) uint64 {
 func main() {}
 
 type document struct {
-	Probe string `json:"probe"`
-	Code  string `json:"code"` // for "deny"
+	Request struct {
+		Body struct {
+			Probe string `json:"probe"`
+			Code  string `json:"code"` // for "deny"
+		} `json:"body"`
+	} `json:"request"`
 }
 
 type finding struct {
@@ -85,11 +89,11 @@ func judge(doc []byte) []byte {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return marshal(findings{Error: "probe: " + err.Error()})
 	}
-	switch d.Probe {
+	switch d.Request.Body.Probe {
 	case "", "allow":
 		return []byte(`{}`)
 	case "deny": // one violation, with the code asked for (PROBE-DENY by default), and a warning
-		code := d.Code
+		code := d.Request.Body.Code
 		if code == "" {
 			code = "PROBE-DENY"
 		}
@@ -142,5 +146,5 @@ func judge(doc []byte) []byte {
 		time.Sleep(5 * time.Second)
 		return report("PROBE-SLEEP", time.Since(start).String())
 	}
-	return marshal(findings{Error: "probe: unknown probe " + strconv.Quote(d.Probe)})
+	return marshal(findings{Error: "probe: unknown probe " + strconv.Quote(d.Request.Body.Probe)})
 }

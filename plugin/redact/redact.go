@@ -1,0 +1,77 @@
+// Package redact takes secrets out of text before precheck logs it or answers with it. Text that precheck
+// did not write itself (an upstream's error, a facts API's message, a transport error that quotes a
+// malformed response) may echo the caller's credentials; it is passed through Text first, wherever it goes.
+//
+//	logger.Warn("proxy", "error", redact.Text(err.Error(), req.Header))
+//
+// Two nets catch a secret: by name, the values of the request's credential headers are removed wherever they
+// appear; by pattern, what looks like a signature, a token or a key is removed even when no header names
+// it (an upstream may echo a signature without its "Signature=" marker).
+package redact
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+// Mask replaces each secret.
+const Mask = "[REDACTED]"
+
+// SecretHeaders are the request headers whose values are credentials: the SDK's AK/SK signature, IAM
+// tokens, and the generic ones.
+var SecretHeaders = []string{
+	"Authorization", "Proxy-Authorization", "X-Auth-Token", "X-Subject-Token", "X-Security-Token",
+	"Cookie", "Set-Cookie", "X-Api-Key",
+}
+
+// patterns find secrets by their form. Each keeps its first group (a marker such as "Signature=") and masks
+// the rest.
+var patterns = []*regexp.Regexp{
+	// name=value and name: value pairs whose name says secret (the SDK's "Access=AK, Signature=hex", tokens).
+	regexp.MustCompile(`(?i)(\b(?:signature|access|credential|token|secret|password|passwd|sk|ak|x-auth-token|authorization)"?\s*[=:]\s*"?)[^\s,;"&]+`),
+	regexp.MustCompile(`(?i)(bearer\s+|basic\s+|sdk-hmac-sha256\s+|sdk-hmac-sm3\s+)[^\s,;"]+`),
+	// Hex of 40 or more digits (an HMAC-SHA256 or SM3 signature is 64), tokens and key material: long runs of
+	// base64 or base64url.
+	regexp.MustCompile(`()\b[0-9a-fA-F]{40,}\b`),
+	regexp.MustCompile(`()[A-Za-z0-9+/_=-]{64,}`),
+	// A Huawei Cloud AK is 20 upper-case letters and digits, an SK 40 letters and digits.
+	regexp.MustCompile(`()\b[A-Z0-9]{20}\b`),
+	regexp.MustCompile(`()\b[A-Za-z0-9]{40}\b`),
+}
+
+// minPart is the shortest piece of a header value that is removed on its own: shorter ones ("SDK",
+// "Bearer") are words, not secrets.
+const minPart = 8
+
+// Text returns s without the values of h's credential headers and without anything that looks like a
+// secret. h may be nil.
+func Text(s string, h http.Header) string {
+	if s == "" {
+		return s
+	}
+	for _, name := range SecretHeaders {
+		for _, v := range h.Values(name) {
+			s = removeValue(s, v)
+		}
+	}
+	for _, p := range patterns {
+		s = p.ReplaceAllString(s, "${1}"+Mask)
+	}
+	return s
+}
+
+// removeValue removes a header value from s: whole, and each of its parts (an Authorization header is
+// "SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...": a part may be echoed alone).
+func removeValue(s, v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) >= minPart {
+		s = strings.ReplaceAll(s, v, Mask)
+	}
+	for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == ';' || r == '=' }) {
+		if len(part) >= minPart {
+			s = strings.ReplaceAll(s, part, Mask)
+		}
+	}
+	return s
+}
