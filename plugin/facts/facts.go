@@ -4,6 +4,7 @@ package facts
 
 import (
 	"context"
+	"errors"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -23,6 +24,11 @@ type Facts struct {
 	Key     *policy.Key
 	Tenant  *policy.Tenant
 }
+
+// ErrNotFound marks a failure whose cause is the call itself: the API answered that the cluster or the key
+// the call names does not exist (or is not the caller's). The caller can cause it at will, so a gate that
+// fails open when its facts fail must not let such a call through. Providers wrap it (errors.Is).
+var ErrNotFound = errors.New("facts: what the call names was not found")
 
 // Provider gathers facts. An error means the facts could not be gathered at all; the gate then refuses the
 // call (fails closed) unless told otherwise. A provider must be safe for concurrent use.

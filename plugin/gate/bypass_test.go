@@ -78,7 +78,7 @@ func bypassGate(next http.RoundTripper, e bypassEngine, failOpen bool) *gate.Gat
 	return gate.New(next, e.engine, opts...)
 }
 
-func failOpenName(on bool) string {
+func bypassFailOpenName(on bool) string {
 	if on {
 		return "fail-open"
 	}
@@ -113,17 +113,8 @@ func (s *bypassSummary) report(t *testing.T) {
 	t.Errorf("refused calls reached an upstream, by corpus class:%s", b.String())
 }
 
-// withContext is rt sending every request with ctx.
-func withContext(rt http.RoundTripper, ctx context.Context) http.RoundTripper {
-	return roundTripperFunc(func(req *http.Request) (*http.Response, error) { return rt.RoundTrip(req.WithContext(ctx)) })
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// describe is an answer for a failure message.
-func describe(status int, body []byte) string {
+// bypassDescribe is an answer for a failure message.
+func bypassDescribe(status int, body []byte) string {
 	if len(body) > 300 {
 		body = append(body[:300:300], "..."...)
 	}
@@ -138,7 +129,7 @@ func TestGateNoBypass(t *testing.T) {
 	t.Cleanup(func() { summary.report(t) })
 	for _, e := range mustBypassEngines(t) {
 		for _, failOpen := range []bool{false, true} {
-			config := e.name + "/" + failOpenName(failOpen)
+			config := e.name + "/" + bypassFailOpenName(failOpen)
 			t.Run(config, func(t *testing.T) {
 				t.Parallel()
 				up := upstreamtest.NewServer()
@@ -150,8 +141,8 @@ func TestGateNoBypass(t *testing.T) {
 					t.Run(c.Name, func(t *testing.T) {
 						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 						defer cancel()
-						status, body := c.Do(withContext(g, ctx), up.URL)
-						answer := describe(status, body)
+						status, body := c.Do(ctx, g, up.URL)
+						answer := bypassDescribe(status, body)
 						if err := up.Quiesce(ctx, tr); err != nil {
 							t.Fatal(err)
 						}
@@ -175,7 +166,7 @@ func TestGateNoBypass(t *testing.T) {
 func TestGateBypassControls(t *testing.T) {
 	for _, e := range mustBypassEngines(t) {
 		for _, failOpen := range []bool{false, true} {
-			t.Run(e.name+"/"+failOpenName(failOpen), func(t *testing.T) {
+			t.Run(e.name+"/"+bypassFailOpenName(failOpen), func(t *testing.T) {
 				t.Parallel()
 				up := upstreamtest.NewServer()
 				t.Cleanup(up.Close)
@@ -186,7 +177,7 @@ func TestGateBypassControls(t *testing.T) {
 					t.Run(c.Name, func(t *testing.T) {
 						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 						defer cancel()
-						status, body := c.Do(withContext(g, ctx), up.URL)
+						status, body := c.Do(ctx, g, up.URL)
 						if err := up.Quiesce(ctx, tr); err != nil {
 							t.Fatal(err)
 						}
@@ -215,7 +206,7 @@ func TestBypassCorpusIsLive(t *testing.T) {
 	defer cancel()
 	for _, c := range upstreamtest.Corpus() {
 		direct := upstreamtest.NewTransport()
-		c.Do(direct, "http://dws.test")
+		c.Do(ctx, direct, "http://dws.test")
 		if len(e.oracle.Bypasses(ctx, direct.Take())) == 0 {
 			t.Errorf("%s: sent by a Go client, no modelled server executes a call the policy refuses", c.Name)
 		}
@@ -231,7 +222,7 @@ func TestBypassCorpusIsLive(t *testing.T) {
 	}
 	for _, c := range upstreamtest.Controls() {
 		direct := upstreamtest.NewTransport()
-		status, body := c.Do(direct, "http://dws.test")
+		status, body := c.Do(ctx, direct, "http://dws.test")
 		got := direct.Take()
 		for _, b := range e.oracle.Bypasses(ctx, got) {
 			t.Errorf("%s: %s", c.Name, b)
@@ -264,7 +255,7 @@ func FuzzGateNoBypass(f *testing.F) {
 		}
 		for _, e := range engines {
 			up := upstreamtest.NewTransport()
-			answer := describe(c.Do(withContext(bypassGate(up, e, true), ctx), "http://dws.test"))
+			answer := bypassDescribe(c.Do(ctx, bypassGate(up, e, true), "http://dws.test"))
 			for _, b := range e.oracle.Bypasses(ctx, up.Take()) {
 				t.Errorf("%s/fail-open: %s\n  the gate answered the client: %s", e.name, b, answer)
 			}

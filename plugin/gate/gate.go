@@ -56,9 +56,10 @@ const (
 	// every server would: unreadable, too large, another Content-Type, charset or Content-Encoding, or
 	// refused by policy.NewDocument (a member twice, a case variant of an API member...).
 	CodeBodyRejected = "PRECHECK-GATE-003"
-	// CodeRouteRefused (400): a request whose route the gate cannot read unambiguously: a path that is the
+	// CodeRouteRefused (400): a request the gate cannot read as one call on one route: a path that is the
 	// encrypt call as some servers read it and not (or with other IDs) as others do, a path that may be
-	// the call and cannot be decoded, or any request with a method-override or URL-rewrite header.
+	// the call and cannot be decoded, or any request with a method-override or URL-rewrite header or asking
+	// for a protocol upgrade.
 	CodeRouteRefused = "PRECHECK-GATE-004"
 	// CodeMethodRefused (405): the encrypt call's path with a method other than POST, which a server or a
 	// framework in front of it might still route to the call.
@@ -109,7 +110,8 @@ type Option func(*Gate)
 func WithFacts(p facts.Provider) Option { return func(g *Gate) { g.facts = p } }
 
 // WithFailOpen makes the gate forward the call when its facts cannot be gathered (the provider fails or
-// times out), as long as the request itself is sound: the policy is still evaluated, on the request without
+// times out, but not facts.ErrNotFound: a call naming a cluster or key that does not exist is the caller's
+// doing), as long as the request itself is sound: the policy is still evaluated, on the request without
 // facts, and the call goes on only if every violation is about a fact (cluster, key, tenant). A request the
 // policy refuses, a body or path the gate cannot read, and an evaluation that fails are refused all the same.
 func WithFailOpen() Option { return func(g *Gate) { g.failOpen = true } }
@@ -154,6 +156,10 @@ func (g *Gate) RoundTrip(req *http.Request) (*http.Response, error) {
 		return g.refuseUnread(req, route{}, http.StatusBadRequest, CodeRouteRefused,
 			"precheck refuses requests with a "+name+" header: a front end may route them as another call than the one they name, and the DWS API has no use for it")
 	}
+	if what := upgrade(req.Header); what != "" {
+		return g.refuseUnread(req, route{}, http.StatusBadRequest, CodeRouteRefused,
+			"precheck refuses a protocol upgrade ("+what+"): what is sent after the switch would reach the API unread, and the DWS API has no use for it")
+	}
 	r := readRoute(req.URL)
 	switch {
 	case r.unreadable != "":
@@ -180,6 +186,25 @@ func rewriteHeader(h http.Header) string {
 	for _, name := range overrideHeaders {
 		if headerValues(h, name) != nil {
 			return name
+		}
+	}
+	return ""
+}
+
+// upgrade names what asks to switch the connection to another protocol (h2c, WebSocket): after a 101 the
+// transport hands the caller the raw connection, and every byte on it bypasses the gate. "" when nothing does.
+func upgrade(h http.Header) string {
+	if v := headerValues(h, "Upgrade"); v != nil {
+		return "Upgrade: " + strings.Join(v, ", ")
+	}
+	if headerValues(h, "HTTP2-Settings") != nil {
+		return "HTTP2-Settings"
+	}
+	for _, v := range headerValues(h, "Connection") {
+		for _, token := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "upgrade") {
+				return "Connection: upgrade"
+			}
 		}
 	}
 	return ""
@@ -315,7 +340,7 @@ func (g *Gate) check(req *http.Request, r route) (*http.Response, error) {
 			g.report(&ev, start)
 			return nil, ctxErr
 		}
-		if g.failOpen {
+		if g.failOpen && !errors.Is(err, facts.ErrNotFound) { // a cluster or key that does not exist is the caller's doing
 			return g.evaluate(req, fwd, &ev, start, requestOnly, onlyFactsRefused)
 		}
 		return g.refuse(req, &ev, start, http.StatusServiceUnavailable, CodeFactsFailed, "precheck could not decide, so the call was not made: "+ev.Failure)
@@ -328,15 +353,16 @@ func (g *Gate) check(req *http.Request, r route) (*http.Response, error) {
 	return g.evaluate(req, fwd, &ev, start, doc, allowed)
 }
 
-// withBody is the call to forward, if it goes on: the very bytes the client sent, framed by their length,
-// on a connection closed after it (see closing).
+// withBody is the call to forward, if it goes on: the very bytes the client sent, framed by their length.
+// Unlike a passed-through request (see closing), it keeps its connection: the gate read the whole body and
+// frames exactly that, so nothing is left behind it, and the body is one JSON object, which no server reads
+// as a request line even if it leaves the body unread.
 func withBody(req *http.Request, body []byte) *http.Request {
 	fwd := req.Clone(req.Context())
 	fwd.Body = io.NopCloser(bytes.NewReader(body))
 	fwd.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	fwd.ContentLength = int64(len(body))
 	fwd.TransferEncoding = nil
-	fwd.Close = len(body) > 0
 	return fwd
 }
 

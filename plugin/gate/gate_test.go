@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,15 +236,17 @@ func TestGuardedPathVariants(t *testing.T) {
 	}
 }
 
-// TestOverrideHeadersRefused: a front end may route a request by these headers instead of its request line,
+// TestOverrideAndUpgradeHeadersRefused: a front end may route a request by these headers instead of its request line,
 // so that a request the gate passes through becomes the encrypt call behind it.
-func TestOverrideHeadersRefused(t *testing.T) {
+func TestOverrideAndUpgradeHeadersRefused(t *testing.T) {
 	up := newUpstream(t)
 	g := gate.New(nil, newEngine(t), gate.WithFacts(exampleFacts("8.3.0.200")))
 	for _, h := range []struct{ name, value string }{
 		{"X-HTTP-Method-Override", "POST"}, {"X-HTTP-Method", "POST"}, {"X-Method-Override", "POST"},
 		{"X-Original-URL", "/v2/" + project + "/clusters/" + cluster + "/encrypt"}, {"X-Rewrite-URL", "/v2/" + project + "/clusters/" + cluster + "/encrypt"},
 		{"x-http-method-override", "POST"}, {"X_Original_URL", "/v2/" + project + "/clusters/" + cluster + "/encrypt"},
+		// a protocol upgrade hands the caller the raw connection after a 101: nothing on it is read
+		{"Upgrade", "h2c"}, {"upgrade", "websocket"}, {"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}, {"Connection", "keep-alive, Upgrade"},
 	} {
 		for _, c := range []struct{ method, path, body string }{
 			{http.MethodGet, "/v1.0/" + project + "/clusters/" + cluster, ""},
@@ -425,14 +428,27 @@ func TestBodyLengthMustMatch(t *testing.T) {
 	}
 }
 
-// TestAllowedCallClosesItsConnection: nothing the client sent after the body it announced can be read by
-// the server as a next request.
-func TestAllowedCallClosesItsConnection(t *testing.T) {
+// TestAllowedCallIsFramedByItsLength: the allowed call goes on with exactly the body the gate read, framed
+// by its length, so nothing the client sent after it can reach the server; it keeps its connection.
+func TestAllowedCallIsFramedByItsLength(t *testing.T) {
 	up := newUpstream(t)
 	g := gate.New(nil, newEngine(t), gate.WithFacts(exampleFacts("8.3.0.200")))
-	post(t, g, up.URL+"/v2/"+project+"/clusters/"+cluster+"/encrypt", body)
-	if want := []string{"POST /v2/" + project + "/clusters/" + cluster + "/encrypt +close"}; !slices.Equal(up.calls, want) {
-		t.Errorf("the server saw %q, want %q", up.calls, want)
+	req, err := http.NewRequest(http.MethodPost, up.URL+"/v2/"+project+"/clusters/"+cluster+"/encrypt",
+		io.NopCloser(strings.NewReader(body))) // a reader of unknown length: the gate frames what it read
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+	resp, err := g.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := []string{"POST /v2/" + project + "/clusters/" + cluster + "/encrypt"}; resp.StatusCode != 200 || !slices.Equal(up.calls, want) {
+		t.Errorf("%d: the server saw %q, want %q", resp.StatusCode, up.calls, want)
+	}
+	if got := up.header.Get("Content-Length"); got != strconv.Itoa(len(body)) {
+		t.Errorf("forwarded with Content-Length %q, want %d", got, len(body))
 	}
 }
 
@@ -468,6 +484,19 @@ func TestFailOpenCoversOnlyTheFacts(t *testing.T) {
 	}
 	if up.hits.Load() != 1 {
 		t.Errorf("%d refused calls reached the server", up.hits.Load()-1)
+	}
+
+	// A cluster or key that does not exist makes the facts fail too, but the caller chose it: fail-open does
+	// not cover it.
+	notFound := facts.Func(func(context.Context, facts.Request) (*facts.Facts, error) {
+		return nil, fmt.Errorf("DescribeKey: %w", facts.ErrNotFound)
+	})
+	g = gate.New(nil, newEngine(t), gate.WithFacts(notFound), gate.WithFailOpen())
+	if resp, out := post(t, g, url, body); resp.StatusCode != 503 || apiError(t, out).ErrorCode != gate.CodeFactsFailed {
+		t.Errorf("a key that does not exist, fail-open: %d %s", resp.StatusCode, out)
+	}
+	if up.hits.Load() != 1 {
+		t.Errorf("a call naming a key that does not exist reached the server")
 	}
 
 	for _, open := range []bool{false, true} {

@@ -35,6 +35,9 @@ type route struct {
 type call struct {
 	ok                   bool
 	projectID, clusterID string
+	// prefixOnly: the path goes on after ".../encrypt", which only a server routing by prefix reads as the
+	// call; no reading decides on it.
+	prefixOnly bool
 }
 
 // readRoute reads the path of u as it goes on the wire.
@@ -49,7 +52,14 @@ func readRoute(u *url.URL) route {
 // readPlain reads a plain path (see plain), which every reading of readEveryWay reads the same way.
 func readPlain(raw string) route {
 	c := match(collapse(strings.Split(raw, "/")))
+	if c.prefixOnly {
+		return route{guarded: true, unreadable: prefixProblem(raw)}
+	}
 	return route{guarded: c.ok, projectID: c.projectID, clusterID: c.clusterID}
+}
+
+func prefixProblem(raw string) string {
+	return fmt.Sprintf("the path %q goes on after the encrypt call's path, which a server that routes by prefix takes for the call", raw)
 }
 
 func readEveryWay(raw string) route {
@@ -62,7 +72,11 @@ func readEveryWay(raw string) route {
 			first = c
 		}
 		r.guarded = r.guarded || c.ok
-		if c != first && r.unreadable == "" {
+		switch {
+		case r.unreadable != "":
+		case c.prefixOnly:
+			r.unreadable = prefixProblem(raw)
+		case c != first:
 			r.unreadable = disagreement(raw, first, c)
 		}
 	}
@@ -88,15 +102,15 @@ func wirePath(u *url.URL) string {
 			}
 		}
 	}
-	return strings.ReplaceAll(p, `\`, "/") // Windows servers, and some proxies, read a backslash as a slash
+	return p
 }
 
 // plain says whether no server could read raw any other way than by splitting it at its slashes: it has
-// no escape, no parameter, no query or fragment mark (an Opaque URL may), no dot segment, nothing but
-// printable ASCII.
+// no escape, no parameter, no query or fragment mark (an Opaque URL may), no backslash, no dot segment,
+// nothing but printable ASCII.
 func plain(raw string) bool {
 	for _, c := range []byte(raw) {
-		if c <= ' ' || c >= 0x7f || c == '%' || c == ';' || c == '?' || c == '#' {
+		if c <= ' ' || c >= 0x7f || c == '%' || c == ';' || c == '?' || c == '#' || c == '\\' {
 			return false
 		}
 	}
@@ -230,24 +244,36 @@ func unhex(c byte) byte {
 }
 
 // readings are the segment lists servers may route the path by. From the raw form: split on '/', then each
-// segment decoded (an encoded slash stays inside its segment). From each decoded form: a backslash taken
-// as a slash, and the path ending at a '?' or '#' (a proxy that decodes and forwards makes them the query
-// or fragment), then split. Each list is then normalised every way servers do (see normalisations).
+// segment decoded (an encoded slash stays inside its segment). From each decoded form: the path ending at a
+// '?' or '#' (a proxy that decodes and forwards makes them the query or fragment), then split. Each form is
+// split twice, with a backslash as a slash (Windows servers, some proxies) and as a character of its
+// segment, and each list is then normalised every way servers do (see normalisations).
 func readings(forms []string) [][]string {
 	var out [][]string
-	segs := strings.Split(forms[0], "/")
-	for i, s := range segs {
-		segs[i], _ = unescape(stripParams(s)) // a server that splits first takes ";params" off the raw segment
+	for _, raw := range backslashes(forms[0]) {
+		segs := strings.Split(raw, "/")
+		for i, s := range segs {
+			segs[i], _ = unescape(stripParams(s)) // a server that splits first takes ";params" off the raw segment
+		}
+		out = append(out, normalisations(segs)...)
 	}
-	out = append(out, normalisations(segs)...)
 	for _, f := range forms[1:] {
-		f = strings.ReplaceAll(f, `\`, "/")
 		if i := strings.IndexAny(f, "?#"); i >= 0 {
 			f = f[:i]
 		}
-		out = append(out, normalisations(strings.Split(f, "/"))...)
+		for _, g := range backslashes(f) {
+			out = append(out, normalisations(strings.Split(g, "/"))...)
+		}
 	}
 	return out
+}
+
+// backslashes are the two readings of a backslash in p: as a slash, and as itself.
+func backslashes(p string) []string {
+	if !strings.Contains(p, `\`) {
+		return []string{p}
+	}
+	return []string{strings.ReplaceAll(p, `\`, "/"), p}
 }
 
 // normalisations are the ways servers clean up a path's segments: with ";params" stripped and duplicate
@@ -311,22 +337,32 @@ func resolveDots(segs []string) []string {
 }
 
 // match reads segments as .../v2/{project_id}/clusters/{cluster_id}/encrypt after any prefix (an API
-// gateway's, a version proxy's). Servers that ignore case, or a format suffix ("encrypt.json"), or
-// whatever follows a ';', a '?' or '#' decoded from an escape, or a space, in the last segment would
-// route it too.
+// gateway's, a version proxy's). The constant segments are compared as the most lenient servers compare
+// them: without letter case, without the spaces some frameworks trim and the trailing dots IIS drops, and,
+// in the last segment, without a format suffix ("encrypt.json") or whatever follows a ';', a '?' or a '#'
+// decoded from an escape. A path that goes on after such an "encrypt" (.../encrypt/x) is the call too, as a
+// front end that routes by prefix reads it: the gate refuses it, since no reading agrees on it.
 func match(segs []string) call {
-	n := len(segs)
-	if n < 5 {
-		return call{}
+	for i := len(segs) - 5; i >= 0; i-- {
+		last := segs[i+4]
+		if j := strings.IndexAny(last, ".;?#"); j >= 0 {
+			last = last[:j]
+		}
+		if !isName(last, "encrypt") || !isName(segs[i+2], "clusters") || !isName(segs[i], "v2") {
+			continue
+		}
+		if i+5 < len(segs) {
+			return call{ok: true, prefixOnly: true, projectID: segs[i+1], clusterID: segs[i+3]}
+		}
+		return call{ok: true, projectID: segs[i+1], clusterID: segs[i+3]}
 	}
-	last := segs[n-1]
-	if i := strings.IndexAny(last, ".;?# \t"); i >= 0 {
-		last = last[:i]
-	}
-	if !strings.EqualFold(last, "encrypt") || !strings.EqualFold(segs[n-3], "clusters") || !strings.EqualFold(segs[n-5], "v2") {
-		return call{}
-	}
-	return call{ok: true, projectID: segs[n-4], clusterID: segs[n-2]}
+	return call{}
+}
+
+// isName says whether a lenient server would take seg for the constant segment name.
+func isName(seg, name string) bool {
+	seg = strings.TrimRight(strings.Trim(seg, " \t"), ". \t")
+	return strings.EqualFold(seg, name)
 }
 
 func disagreement(raw string, a, b call) string {

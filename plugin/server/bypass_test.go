@@ -115,20 +115,20 @@ func startBypassProxy(t *testing.T, setup *bypassSetup, b bypassBackend, failOpe
 	return ln.Addr().String()
 }
 
-func failOpenName(on bool) string {
+func bypassFailOpenName(on bool) string {
 	if on {
 		return "fail-open"
 	}
 	return "fail-closed"
 }
 
-// forEachProxy runs f, in parallel, for each backend with FailOpen off and on, with a proxy of its own in
+// forEachBypassProxy runs f, in parallel, for each backend with FailOpen off and on, with a proxy of its own in
 // front of an upstream of its own.
-func forEachProxy(t *testing.T, f func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport)) {
+func forEachBypassProxy(t *testing.T, f func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport)) {
 	setup := mustBypassPolicy(t)
 	for _, b := range setup.backends {
 		for _, failOpen := range []bool{false, true} {
-			config := b.name + "/" + failOpenName(failOpen)
+			config := b.name + "/" + bypassFailOpenName(failOpen)
 			t.Run(config, func(t *testing.T) {
 				t.Parallel()
 				up := upstreamtest.NewServer()
@@ -141,9 +141,9 @@ func forEachProxy(t *testing.T, f func(t *testing.T, config string, b bypassBack
 	}
 }
 
-// sendRaw sends the case's bytes to the proxy and waits until the upstream has read everything that
+// bypassSend sends the case's bytes to the proxy and waits until the upstream has read everything that
 // reached it.
-func sendRaw(t *testing.T, ctx context.Context, addr string, c upstreamtest.Case, up *upstreamtest.Server, tr *http.Transport) (int, []byte, []upstreamtest.Request) {
+func bypassSend(t *testing.T, ctx context.Context, addr string, c upstreamtest.Case, up *upstreamtest.Server, tr *http.Transport) (int, []byte, []upstreamtest.Request) {
 	t.Helper()
 	status, body := c.Exchange(ctx, addr, "dws.test")
 	if err := up.Quiesce(ctx, tr); err != nil {
@@ -167,7 +167,7 @@ func TestServeNoBypass(t *testing.T) {
 		t.Errorf("refused calls reached the upstream through serve, by corpus class:%s", b.String())
 	})
 	corpus := upstreamtest.Corpus()
-	forEachProxy(t, func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport) {
+	forEachBypassProxy(t, func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport) {
 		for _, c := range corpus {
 			if c.Opaque { // on the wire the same as without: only a RoundTripper sees the difference
 				continue
@@ -175,7 +175,7 @@ func TestServeNoBypass(t *testing.T) {
 			t.Run(c.Name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				status, body, got := sendRaw(t, ctx, addr, c, up, tr)
+				status, body, got := bypassSend(t, ctx, addr, c, up, tr)
 				bypasses := b.oracle.Bypasses(ctx, got)
 				for _, bp := range bypasses {
 					t.Errorf("%s\n  the proxy answered the client: %d %s", bp, status, bytes.TrimSpace(body))
@@ -193,12 +193,12 @@ func TestServeNoBypass(t *testing.T) {
 // TestServeBypassControls: each tenant's allowed call goes through the proxy and is executed exactly once
 // with the very bytes sent; a GET of the cluster's details and a DELETE with a body pass through.
 func TestServeBypassControls(t *testing.T) {
-	forEachProxy(t, func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport) {
+	forEachBypassProxy(t, func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport) {
 		for _, c := range upstreamtest.Controls() {
 			t.Run(c.Name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				status, body, got := sendRaw(t, ctx, addr, c.Case, up, tr)
+				status, body, got := bypassSend(t, ctx, addr, c.Case, up, tr)
 				for _, bp := range b.oracle.Bypasses(ctx, got) {
 					t.Error(bp)
 				}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -155,6 +156,16 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes the API's "not found" answer (404, or DWS.0015: resource not found or permission denied) a
+// facts.ErrNotFound: the cluster or key the call names does not exist, which the caller chose.
+func (e *Error) Is(target error) bool {
+	if target != facts.ErrNotFound {
+		return false
+	}
+	se, ok := e.Err.(*sdkerr.ServiceResponseError)
+	return ok && se != nil && (se.StatusCode == http.StatusNotFound || se.ErrorCode == "DWS.0015")
+}
 
 // task is one call; run fills its own result, read only after run returned.
 type task struct {

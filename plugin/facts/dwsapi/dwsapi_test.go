@@ -279,6 +279,9 @@ func TestUnknownClusterIsAnError(t *testing.T) {
 	if !errors.As(de, &se) || se.StatusCode != http.StatusNotFound || se.ErrorCode != dwsfake.CodeNotFound {
 		t.Errorf("cause = %v", de.Err)
 	}
+	if !errors.Is(de, facts.ErrNotFound) {
+		t.Errorf("%v is not a facts.ErrNotFound: a gate failing open would forward it", de)
+	}
 }
 
 func TestUnknownKeyIsAnError(t *testing.T) {
@@ -289,6 +292,9 @@ func TestUnknownKeyIsAnError(t *testing.T) {
 	var se *sdkerr.ServiceResponseError
 	if de.Fact != dwsapi.FactKey || !errors.As(de, &se) || se.ErrorCode != dwsfake.CodeKeyNotFound {
 		t.Errorf("error = %v", de)
+	}
+	if !errors.Is(de, facts.ErrNotFound) {
+		t.Errorf("%v is not a facts.ErrNotFound: a gate failing open would forward it", de)
 	}
 }
 
@@ -313,6 +319,9 @@ func TestFailingEndpointIsNamed(t *testing.T) {
 			var se *sdkerr.ServiceResponseError
 			if !errors.As(de, &se) || se.StatusCode != http.StatusServiceUnavailable || se.ErrorCode != "DWS.9999" {
 				t.Errorf("cause = %#v", de.Err)
+			}
+			if errors.Is(de, facts.ErrNotFound) {
+				t.Errorf("an unavailable endpoint is precheck's dependency failing, not a call naming nothing: %v", de)
 			}
 		})
 	}

@@ -72,15 +72,15 @@ type Case struct {
 	Tunnel []byte
 }
 
-// Do sends the case through rt to base ("http://host:port") and returns the answer: its status and body,
-// or status 0 and the error. On a 101 Switching Protocols answer it writes the Tunnel into the connection
-// (the answer's body, as net/http gives it) and closes it.
-func (c Case) Do(rt http.RoundTripper, base string) (int, []byte) {
+// Do sends the case through rt to base ("http://host:port") under ctx and returns the answer: its status
+// and body, or status 0 and the error. On a 101 Switching Protocols answer it writes the Tunnel into the
+// connection (the answer's body, as net/http gives it) and closes it.
+func (c Case) Do(ctx context.Context, rt http.RoundTripper, base string) (int, []byte) {
 	req, err := c.NewRequest(base)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
-	resp, err := rt.RoundTrip(req)
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
@@ -499,9 +499,15 @@ func pathCases() []Case {
 		{"literal-hash", "/v2/{p}/clusters/{c}/encrypt#x"},
 		{"backslash", `/v2\{p}\clusters\{c}\encrypt`},
 		{"backslash-%5C", "/v2%5C{p}%5Cclusters%5C{c}%5Cencrypt"},
+		{"backslash-literal-in-project", `/v2/{p}\x/clusters/{c}/encrypt`},
 		{"percent-u", "/v2/{p}/clusters/{c}/%u0065ncrypt"},
 		{"trailing-space-%20", "/v2/{p}/clusters/{c}/encrypt%20"},
 		{"trailing-tab-%09", "/v2/{p}/clusters/{c}/encrypt%09"},
+		{"space-in-clusters-%20", "/v2/{p}/clusters%20/{c}/encrypt"},
+		{"space-before-v2-%20", "/%20v2/{p}/clusters/{c}/encrypt"},
+		{"trailing-dot-clusters", "/v2/{p}/clusters./{c}/encrypt"},
+		{"trailing-dot-v2", "/v2../{p}/clusters/{c}/encrypt"},
+		{"trailing-dot-encrypt", "/v2/{p}/clusters/{c}/encrypt."},
 		{"nul-%00", "/v2/{p}/clusters/{c}/encrypt%00"},
 		{"nul-suffix-%00.json", "/v2/{p}/clusters/{c}/encrypt%00.json"},
 		{"double-encoded-dotdot", "/v2/{p}/clusters/{c}/x/%252e%252e/encrypt"},
@@ -581,6 +587,31 @@ func smuggleCases() []Case {
 	return cs
 }
 
+// upgradeCases ask the upstream to switch protocols (h2c, WebSocket) and, once it has, send a refused call
+// through the connection, which is then a tunnel nothing in front of the upstream reads: a GET of the
+// cluster's details, and the default tenant's allowed encrypt call itself.
+func upgradeCases() []Case {
+	upgrades := []struct {
+		name   string
+		fields []Field
+	}{
+		{"h2c", []Field{{"Connection", "Upgrade, HTTP2-Settings"}, {"Upgrade", "h2c"}, {"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}}},
+		{"websocket", []Field{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}},
+	}
+	var cs []Case
+	for i, u := range upgrades {
+		r := refusedCalls[i%len(refusedCalls)]
+		tunnel := Case{Method: http.MethodPost, Target: encryptPath(r.project), Header: append([]Field{{"Connection", "close"}}, jsonUTF8...), Body: []byte(bodyOf(r))}.Raw("dws.test")
+		cs = append(cs, Case{Name: "upgrade/" + u.name + "-on-cluster-details/" + r.why, Class: "upgrade", Method: http.MethodGet,
+			Target: "/v1.0/" + r.project + "/clusters/" + Cluster, Header: u.fields, Tunnel: tunnel})
+	}
+	r := refusedCalls[0]
+	tunnel := Case{Method: http.MethodPost, Target: encryptPath(r.project), Header: append([]Field{{"Connection", "close"}}, jsonUTF8...), Body: []byte(bodyOf(r))}.Raw("dws.test")
+	cs = append(cs, Case{Name: "upgrade/h2c-on-the-allowed-call/" + r.why, Class: "upgrade", Method: http.MethodPost, Target: encryptPath(DefaultProject),
+		Header: append(append([]Field(nil), upgrades[0].fields...), jsonUTF8...), Body: []byte(bodyOf(allowed(DefaultProject))), Tunnel: tunnel})
+	return cs
+}
+
 // Control is a request the gate must let through, so that a gate cannot pass the bypass tests by refusing
 // everything.
 type Control struct {
@@ -631,29 +662,4 @@ func (c Control) Check(got []Request, status int, body []byte) error {
 		return fmt.Errorf("the client got %d %q; want the upstream's 200 with a job_id", status, body)
 	}
 	return nil
-}
-
-// upgradeCases ask the upstream to switch protocols (h2c, WebSocket) and, once it has, send a refused call
-// through the connection, which is then a tunnel nothing in front of the upstream reads: a GET of the
-// cluster's details, and the default tenant's allowed encrypt call itself.
-func upgradeCases() []Case {
-	upgrades := []struct {
-		name   string
-		fields []Field
-	}{
-		{"h2c", []Field{{"Connection", "Upgrade, HTTP2-Settings"}, {"Upgrade", "h2c"}, {"HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"}}},
-		{"websocket", []Field{{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}},
-	}
-	var cs []Case
-	for i, u := range upgrades {
-		r := refusedCalls[i%len(refusedCalls)]
-		tunnel := Case{Method: http.MethodPost, Target: encryptPath(r.project), Header: append([]Field{{"Connection", "close"}}, jsonUTF8...), Body: []byte(bodyOf(r))}.Raw("dws.test")
-		cs = append(cs, Case{Name: "upgrade/" + u.name + "-on-cluster-details/" + r.why, Class: "upgrade", Method: http.MethodGet,
-			Target: "/v1.0/" + r.project + "/clusters/" + Cluster, Header: u.fields, Tunnel: tunnel})
-	}
-	r := refusedCalls[0]
-	tunnel := Case{Method: http.MethodPost, Target: encryptPath(r.project), Header: append([]Field{{"Connection", "close"}}, jsonUTF8...), Body: []byte(bodyOf(r))}.Raw("dws.test")
-	cs = append(cs, Case{Name: "upgrade/h2c-on-the-allowed-call/" + r.why, Class: "upgrade", Method: http.MethodPost, Target: encryptPath(DefaultProject),
-		Header: append(append([]Field(nil), upgrades[0].fields...), jsonUTF8...), Body: []byte(bodyOf(allowed(DefaultProject))), Tunnel: tunnel})
-	return cs
 }

@@ -2,45 +2,18 @@ package upstreamtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"time"
 )
 
-// Send is a raw HTTP/1.1 client: it writes raw to a new TCP connection to addr exactly as it is (so that
-// methods, targets and headers reach the server as written), reads one response and closes the connection.
-func Send(ctx context.Context, addr string, raw []byte) (*http.Response, []byte, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer conn.Close()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	conn.SetDeadline(deadline)
-	if _, err := conn.Write(raw); err != nil {
-		return nil, nil, fmt.Errorf("upstreamtest: writing the request: %w", err)
-	}
-	method, _, _ := bytes.Cut(raw, []byte(" "))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: string(method)})
-	if err != nil {
-		return nil, nil, fmt.Errorf("upstreamtest: reading the response: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp, body, err
-}
-
-// Exchange sends the case byte for byte to addr (see Send) and returns the answer: its status and body, or
-// status 0 and the error. On a 101 Switching Protocols answer it sends the Tunnel on the connection, and
-// reads what comes back until the server closes it.
+// Exchange is a raw HTTP/1.1 client: it sends the case byte for byte (Raw) on a new TCP connection to addr,
+// so that methods, targets and headers reach the server exactly as written, reads one answer and closes the
+// connection. It returns the answer's status and body, or status 0 and the error. On a 101 Switching
+// Protocols answer it sends the Tunnel on the connection, and reads what comes back until the server closes
+// it.
 func (c Case) Exchange(ctx context.Context, addr, host string) (int, []byte) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -65,8 +38,8 @@ func (c Case) Exchange(ctx context.Context, addr, host string) (int, []byte) {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if c.Tunnel != nil {
 			conn.Write(c.Tunnel)
+			io.Copy(io.Discard, br) // until the server closes the connection (the tunnel's last request asks it to)
 		}
-		io.Copy(io.Discard, br) // until the server closes the connection (the tunnel's last request asks it to)
 		return resp.StatusCode, nil
 	}
 	body, _ := io.ReadAll(resp.Body)

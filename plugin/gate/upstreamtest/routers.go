@@ -31,6 +31,7 @@ type pathRules struct {
 	backslash   bool // a backslash (also decoded from %5C) is a slash (IIS)
 	nul         bool // a decoded NUL ends the path (C-based servers)
 	trim        bool // spaces and tabs around a segment are dropped (Spring's trimTokens)
+	winTrim     bool // trailing dots and spaces of a segment are dropped, as Windows names are (IIS)
 	collapse    bool // drop empty segments (merge "//"); a trailing slash is ignored
 	dots        bool // resolve "." and ".." segments (after decoding, so %2e counts)
 	fold        bool // literal segments match whatever their letter case
@@ -102,12 +103,13 @@ func methodMatches(r *http.Request, m methodRules) bool {
 //	            dots resolved; an encoded slash refused
 //	spring      Spring MVC's UrlPathHelper and AntPathMatcher: ";params" stripped, decoded, "//" merged,
 //	            segments trimmed ("encrypt%20"), suffix pattern match ("encrypt.json"), a trailing slash
-//	iis         IIS: %uXXXX escapes, a backslash for a slash, case-insensitive, decoded, dots resolved
+//	iis         IIS: %uXXXX escapes, a backslash for a slash, trailing dots and spaces of a segment dropped
+//	            ("clusters."), case-insensitive, decoded, dots resolved
 //	override    X-HTTP-Method-Override / X-HTTP-Method / X-Method-Override name the method
 //	rewrite     X-Original-URL / X-Rewrite-URL replace the path (IIS, Symfony)
 //	lenient     all of the above at once, decoding twice, as a stack of lenient front ends would
 func Routers() []Router {
-	all := pathRules{stripParams: true, decodeAll: 2, cut: true, percentU: true, backslash: true, nul: true, trim: true,
+	all := pathRules{stripParams: true, decodeAll: 2, cut: true, percentU: true, backslash: true, nul: true, trim: true, winTrim: true,
 		collapse: true, dots: true, fold: true, suffix: true}
 	return []Router{
 		router("exact", methodRules{}, pathRules{}, false),
@@ -116,7 +118,7 @@ func Routers() []Router {
 		router("decode", methodRules{}, pathRules{decodeAll: 1, cut: true, collapse: true, dots: true}, false),
 		router("tomcat", methodRules{}, pathRules{stripParams: true, collapse: true, dots: true, noSlash: true}, false),
 		router("spring", methodRules{}, pathRules{stripParams: true, decodeAll: 1, collapse: true, trim: true, suffix: true}, false),
-		router("iis", methodRules{fold: true}, pathRules{decodeAll: 1, percentU: true, backslash: true, collapse: true, dots: true, fold: true}, false),
+		router("iis", methodRules{fold: true}, pathRules{decodeAll: 1, percentU: true, backslash: true, winTrim: true, collapse: true, dots: true, fold: true}, false),
 		router("override", methodRules{override: true}, pathRules{}, false),
 		router("rewrite", methodRules{}, pathRules{}, true),
 		router("lenient", methodRules{fold: true, override: true}, all, true),
@@ -171,10 +173,14 @@ func matchPath(target string, p pathRules) (Route, bool) {
 		return Route{}, false
 	}
 	segs = segs[1:]
-	if p.trim {
-		for i, s := range segs {
-			segs[i] = strings.Trim(s, " \t")
+	for i, s := range segs {
+		if p.trim {
+			s = strings.Trim(s, " \t")
 		}
+		if p.winTrim && strings.Trim(s, ".") != "" {
+			s = strings.TrimRight(s, ". ")
+		}
+		segs[i] = s
 	}
 	if p.collapse {
 		kept := segs[:0:0]

@@ -174,7 +174,9 @@ func (c *core) newConn() int {
 // next request. Its record is more thorough than any one server: the executions are worked out from the body
 // whatever the wire did (an unread body is peeked at), and a body that one of the modelled servers would
 // leave unread (one of its routers does not route the request) is also read as the requests it holds, as
-// that server would have read them.
+// that server would have read them. A request that asks to upgrade (Upgrade, Connection: upgrade) is
+// served and answered 101 Switching Protocols, as by a server that speaks h2c or WebSocket, and what
+// follows on the connection is read as tunnelled requests.
 func (c *core) serveConn(conn int, br *bufio.Reader, st connState, answer func(*http.Response) error) {
 	for {
 		req, err := readRequest(br)
