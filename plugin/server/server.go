@@ -191,7 +191,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	defer stopWatch()
 	go s.cfg.Source.Watch(watchCtx, func() {
 		if err := s.Reload(watchCtx); err != nil {
-			s.logger.Warn("policy reload failed; the last good policy keeps serving", "source", s.cfg.Source.String(), "error", err)
+			// A bundle service's answer is quoted in the error: text from elsewhere, redacted like the upstream's.
+			s.logger.Warn("policy reload failed; the last good policy keeps serving", "source", s.cfg.Source.String(), "error", redact.Text(err.Error(), nil))
 		}
 	})
 	errc := make(chan error, 1)
@@ -222,7 +223,7 @@ func (s *Server) Reload(ctx context.Context) error {
 	err := s.reload(ctx)
 	status := &reloadStatus{At: time.Now()}
 	if err != nil {
-		status.Error = err.Error()
+		status.Error = redact.Text(err.Error(), nil)
 		s.metrics.reloads.WithLabelValues("failure").Inc()
 	}
 	s.lastReload.Store(status)
