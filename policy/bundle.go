@@ -16,7 +16,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
-	"github.com/open-policy-agent/opa/v1/loader"
 
 	defaultpolicy "github.com/precheck/precheck/rego"
 )
@@ -63,16 +62,20 @@ func (e *PolicyError) Error() string {
 
 // Default returns the default policy embedded in the binary (the rego/ directory of this repository).
 func Default() (*Policy, error) {
-	return loadFS(defaultpolicy.FS, ".", "embedded default")
+	return loadFS(defaultpolicy.FS, "embedded default")
 }
 
 // Load reads a policy from a directory (a bundle tree of .rego and data.json files) or from an OPA bundle
-// file (.tar.gz).
+// file (.tar.gz). Module names are relative to the policy's root (decision.rego, rules/bank.rego), so the
+// policy, its revision and anything built from it are the same however the path is spelt and wherever it
+// lies. A bundle file's signatures are not verified: a local file is as trusted as a directory would be
+// (ReadBundle verifies what a bundle service serves).
 func Load(p string) (*Policy, error) {
-	if _, err := os.Stat(p); err != nil {
-		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
+	b, err := readPath(p)
+	if err != nil {
+		return nil, err
 	}
-	return loadFS(nil, p, p)
+	return newPolicy(p, b)
 }
 
 // LoadWithOverrides reads the default policy with a directory or bundle of overrides layered on top: a
@@ -81,14 +84,11 @@ func Load(p string) (*Policy, error) {
 // winning (objects merge member by member, anything else is replaced whole). Only the layered result has
 // to be a valid policy.
 func LoadWithOverrides(p string) (*Policy, error) {
-	base, err := readBundle(defaultpolicy.FS, ".", "embedded default")
+	base, err := readFS(defaultpolicy.FS, "embedded default")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(p); err != nil {
-		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
-	}
-	over, err := readBundle(nil, p, p)
+	over, err := readPath(p)
 	if err != nil {
 		return nil, err
 	}
@@ -126,25 +126,53 @@ func ReadBundle(r io.Reader, source string, verify *bundle.VerificationConfig) (
 	return newPolicy(source, &b)
 }
 
-func loadFS(fsys fs.FS, root, source string) (*Policy, error) {
-	b, err := readBundle(fsys, root, source)
+func loadFS(fsys fs.FS, source string) (*Policy, error) {
+	b, err := readFS(fsys, source)
 	if err != nil {
 		return nil, err
 	}
 	return newPolicy(source, b)
 }
 
-// readBundle reads and parses a bundle (a directory tree or a .tar.gz) without judging it as a policy.
-func readBundle(fsys fs.FS, root, source string) (*bundle.Bundle, error) {
-	b, err := loader.NewFileLoader().
-		WithFS(fsys).
-		WithProcessAnnotation(true).
+// readPath reads and parses the bundle at p, a directory tree or a .tar.gz, without judging it as a policy.
+// Nothing of p itself goes into the bundle: a directory is read as a file system rooted at it, a file as a
+// tarball with no base URL, so module names are relative to the policy root.
+func readPath(p string) (*bundle.Bundle, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
+	}
+	if st.IsDir() {
+		return readFS(os.DirFS(p), p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
+	}
+	defer f.Close()
+	return read(bundle.NewTarballLoaderWithBaseURL(f, ""), "", p)
+}
+
+// readFS reads a bundle tree from the root of fsys. Its module names are those of the embedded default
+// (decision.rego, with no leading slash), so a copy of rego/ on disk reads exactly as the default does.
+func readFS(fsys fs.FS, source string) (*bundle.Bundle, error) {
+	return read(bundle.NewFSLoaderWithRoot(fsys, "."), ".", source)
+}
+
+// read reads a bundle through OPA's reader; a baseDir of "." names modules without the leading slash.
+func read(files bundle.DirectoryLoader, baseDir, source string) (*bundle.Bundle, error) {
+	r := bundle.NewCustomReader(files).
+		WithProcessAnnotations(true).
 		WithRegoVersion(ast.RegoV1).
-		AsBundle(root)
+		WithSkipBundleVerification(true)
+	if baseDir != "" {
+		r = r.WithBaseDir(baseDir)
+	}
+	b, err := r.Read()
 	if err != nil {
 		return nil, NewPolicyError(source, err)
 	}
-	return b, nil
+	return &b, nil
 }
 
 // newPolicy checks a bundle and builds the Policy. Nothing is half-applied: any problem fails the whole load.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +106,8 @@ func TestCompileErrorNamesFileLineColumn(t *testing.T) {
 		t.Fatal(err) // it parses; it does not compile
 	}
 	_, err = policy.New(context.Background(), p)
-	want := filepath.Join(dir, "oops.rego") + ":3:6: rego_unsafe_var_error"
+	// The file is named relative to the policy root, and the error says which root.
+	want := dir + ": oops.rego:3:6: rego_unsafe_var_error"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want it to contain %q", err, want)
 	}
@@ -311,5 +313,91 @@ func TestLintFindsProblems(t *testing.T) {
 		if !strings.Contains(problems, want) {
 			t.Errorf("lint does not report %q:\n%s", want, problems)
 		}
+	}
+}
+
+// TestRevisionHoweverPathIsSpelt: the same policy read through any spelling of its path (relative, with a
+// trailing slash, absolute, a symlink, a copy elsewhere, a bundle file) is the same policy: same revision,
+// same module names (relative to the policy root, as the embedded default's are), nothing of the path in it.
+func TestRevisionHoweverPathIsSpelt(t *testing.T) {
+	abs, err := filepath.Abs("../rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "policy")
+	if err := os.CopyFS(elsewhere, os.DirFS(abs)); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(abs, link); err != nil {
+		t.Fatal(err)
+	}
+	def, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(*def.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	tarDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tarDir, "bundle.tar.gz"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(abs))
+	names := func(p *policy.Policy) []string {
+		var out []string
+		for name := range p.Modules() {
+			out = append(out, strings.TrimPrefix(name, "/"))
+		}
+		for name := range p.Tests() {
+			out = append(out, strings.TrimPrefix(name, "/"))
+		}
+		slices.Sort(out)
+		return out
+	}
+	wantNames := names(def)
+	for _, load := range []struct {
+		name string
+		load func(string) (*policy.Policy, error)
+	}{{"Load", policy.Load}, {"LoadWithOverrides", policy.LoadWithOverrides}} {
+		for _, spelling := range []string{"./rego", "rego/", "rego", "./rego/../rego", abs, abs + "/", link, elsewhere} {
+			t.Run(load.name+"("+spelling+")", func(t *testing.T) {
+				p, err := load.load(spelling)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Revision() != def.Revision() {
+					t.Errorf("revision %s, the embedded default's %s", p.Revision(), def.Revision())
+				}
+				if got := names(p); !slices.Equal(got, wantNames) {
+					t.Errorf("modules %q, want %q", got, wantNames)
+				}
+				for _, r := range p.Catalog().Rules {
+					if strings.Contains(r.File, "rego/") || filepath.IsAbs(strings.TrimPrefix(r.File, "/")) {
+						t.Errorf("rule %s is at %s, not a name relative to the policy root", r.Code, r.File)
+					}
+				}
+			})
+		}
+	}
+	// A bundle file (the default without its tests) likewise, through any spelling of its path.
+	var tarRevision string
+	for _, spelling := range []string{filepath.Join(tarDir, "bundle.tar.gz"), filepath.Join(tarDir, ".", "bundle.tar.gz")} {
+		p, err := policy.Load(spelling)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tarRevision == "" {
+			tarRevision = p.Revision()
+		} else if p.Revision() != tarRevision {
+			t.Errorf("bundle %s: revision %s, another spelling gave %s", spelling, p.Revision(), tarRevision)
+		}
+	}
+	t.Chdir(tarDir)
+	if p, err := policy.Load("bundle.tar.gz"); err != nil {
+		t.Error(err)
+	} else if p.Revision() != tarRevision {
+		t.Errorf("bundle.tar.gz: revision %s, want %s", p.Revision(), tarRevision)
 	}
 }

@@ -21,7 +21,7 @@ type Backend interface {
 }
 
 // Evaluator evaluates one prepared policy. Eval must be safe for concurrent use, and must return the
-// decision as the policy's data.precheck.decision states it; the Engine sorts and checks it.
+// decision as the policy's data.precheck.decision states it, in its order; the Engine checks it.
 type Evaluator interface {
 	Eval(ctx context.Context, doc *Document, now time.Time) (*Decision, error)
 	// Close releases what Prepare acquired. The Engine calls it once no evaluation uses the Evaluator.
@@ -180,8 +180,10 @@ func (e *Engine) CheckDocument(ctx context.Context, doc *Document) (*Decision, e
 	}
 }
 
-// finish puts a decision in its canonical form (violations and warnings sorted, never null), so that
-// every backend gives byte-identical JSON, and refuses one that breaks the decision's invariants.
+// finish checks a decision as the policy returned it, so that every backend, and any other OPA host, gives
+// the same bytes: the policy sorts violations and warnings (by CompareViolations) and leaves out empty
+// members; the Engine does not fix that up, it refuses a decision that is out of order or breaks the
+// decision's invariants. Absent violations or warnings become [] (a representation, not a fix-up).
 func finish(d *Decision) error {
 	if d.Violations == nil {
 		d.Violations = []Violation{}
@@ -189,8 +191,12 @@ func finish(d *Decision) error {
 	if d.Warnings == nil {
 		d.Warnings = []Violation{}
 	}
-	slices.SortFunc(d.Violations, CompareViolations)
-	slices.SortFunc(d.Warnings, CompareViolations)
+	if err := checkOrder("violations", d.Violations); err != nil {
+		return err
+	}
+	if err := checkOrder("warnings", d.Warnings); err != nil {
+		return err
+	}
 	if d.Allowed != (len(d.Violations) == 0) {
 		return fmt.Errorf("inconsistent decision: allowed is %v with %d violations", d.Allowed, len(d.Violations))
 	}
@@ -205,6 +211,20 @@ func finish(d *Decision) error {
 	for _, v := range d.Warnings {
 		if v.Code == "" || v.Severity != SeverityWarn {
 			return fmt.Errorf("malformed warning %+v", v)
+		}
+	}
+	return nil
+}
+
+// checkOrder refuses findings that are not in CompareViolations order, naming the first pair out of order.
+func checkOrder(name string, vs []Violation) error {
+	if slices.IsSortedFunc(vs, CompareViolations) {
+		return nil
+	}
+	for i := 1; i < len(vs); i++ {
+		if CompareViolations(vs[i-1], vs[i]) > 0 {
+			return fmt.Errorf("malformed decision: %s are not sorted by code, field, message and actual: "+
+				"[%d] %s on %s comes before [%d] %s on %s", name, i-1, vs[i-1].Code, vs[i-1].Field, i, vs[i].Code, vs[i].Field)
 		}
 	}
 	return nil

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/precheck/precheck/policy"
+	regofs "github.com/precheck/precheck/rego"
 )
 
 // corpusCase is one file of testdata/corpus: an input document and the decision's outline it must get.
@@ -240,5 +244,133 @@ func TestClosedEngine(t *testing.T) {
 	}
 	if _, err := e.CheckJSON(context.Background(), []byte(`{}`)); !errors.Is(err, policy.ErrClosed) {
 		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+}
+
+// fixedBackend evaluates every document to a copy of one decision, to test what the Engine does with a
+// decision as a backend returns it.
+type fixedBackend struct{ d policy.Decision }
+
+func (fixedBackend) Name() string { return "fixed" }
+
+func (b fixedBackend) Prepare(context.Context, *policy.Policy) (policy.Evaluator, error) {
+	return b, nil
+}
+
+func (b fixedBackend) Eval(context.Context, *policy.Document, time.Time) (*policy.Decision, error) {
+	d := b.d
+	d.Violations = slices.Clone(b.d.Violations)
+	d.Warnings = slices.Clone(b.d.Warnings)
+	return &d, nil
+}
+
+func (fixedBackend) Close(context.Context) error { return nil }
+
+// The Engine checks the decision's order and does not fix it up: the policy sorts (rego/decision.rego), so
+// that any OPA host gets the same bytes.
+func TestEngineChecksTheDecision(t *testing.T) {
+	deny := func(code, field, msg, actual string) policy.Violation {
+		return policy.Violation{Code: code, Field: field, Severity: policy.SeverityDeny, Message: msg, Actual: actual}
+	}
+	warn := func(code, field string) policy.Violation {
+		return policy.Violation{Code: code, Field: field, Severity: policy.SeverityWarn, Message: "m"}
+	}
+	refusal := &policy.APIError{Status: 409, ErrorCode: "X-A-001", ErrorMsg: "m"}
+	for _, tc := range []struct {
+		name string
+		d    policy.Decision
+		err  string // "" when the decision must pass unchanged
+	}{
+		{name: "sorted", d: policy.Decision{Violations: []policy.Violation{
+			deny("X-A-001", "b", "m", "2"), deny("X-A-001", "b", "m", "3"), deny("X-A-001", "c", "a", ""), deny("X-B-001", "a", "a", ""),
+		}, Warnings: []policy.Violation{warn("X-A-002", "a"), warn("X-A-002", "b")}, Error: refusal}},
+		{name: "no findings at all", d: policy.Decision{Allowed: true}},
+		{name: "violations out of code order", d: policy.Decision{Violations: []policy.Violation{
+			deny("X-B-001", "a", "m", ""), deny("X-A-001", "a", "m", ""),
+		}, Error: refusal}, err: "violations are not sorted by code, field, message and actual: [0] X-B-001 on a comes before [1] X-A-001 on a"},
+		{name: "violations out of actual order", d: policy.Decision{Violations: []policy.Violation{
+			deny("X-A-001", "a", "m", "b"), deny("X-A-001", "a", "m", "a"),
+		}, Error: refusal}, err: "violations are not sorted"},
+		{name: "warnings out of field order", d: policy.Decision{Allowed: true, Warnings: []policy.Violation{
+			warn("X-A-002", "b"), warn("X-A-002", "a"),
+		}}, err: "warnings are not sorted by code, field, message and actual: [0] X-A-002 on b comes before [1] X-A-002 on a"},
+		{name: "allowed with violations", d: policy.Decision{Allowed: true, Violations: []policy.Violation{
+			deny("X-A-001", "a", "m", ""),
+		}, Error: refusal}, err: "inconsistent decision"},
+		{name: "refusal without an error", d: policy.Decision{Violations: []policy.Violation{
+			deny("X-A-001", "a", "m", ""),
+		}}, err: "a refusal without an error"},
+		{name: "warning of severity deny", d: policy.Decision{Allowed: true, Warnings: []policy.Violation{
+			deny("X-A-001", "a", "m", ""),
+		}}, err: "malformed warning"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := policy.Default()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := policy.New(context.Background(), p, policy.WithBackend(fixedBackend{tc.d}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := e.CheckJSON(context.Background(), []byte(`{}`))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), "policy "+p.Source()+": ") {
+					t.Fatalf("err = %v, want one naming policy %s and saying %q", err, p.Source(), tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.d
+			if want.Violations == nil {
+				want.Violations = []policy.Violation{} // nil becomes []: a representation, not a fix-up
+			}
+			if want.Warnings == nil {
+				want.Warnings = []policy.Violation{}
+			}
+			if !reflect.DeepEqual(*d, want) {
+				t.Fatalf("the engine changed the decision:\n got %+v\nwant %+v", *d, want)
+			}
+		})
+	}
+}
+
+// TestRefusesWithoutData: the default policy's Rego without its data refuses on the rego engine too, and
+// what it returns passes the Engine's checks. (wasm/differential_test.go does the same for the module.)
+func TestRefusesWithoutData(t *testing.T) {
+	dir := t.TempDir()
+	files, err := fs.Glob(regofs.FS, "*.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		src, _ := fs.ReadFile(regofs.FS, f)
+		if err := os.WriteFile(filepath.Join(dir, f), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := policy.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	for _, c := range loadCorpus(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			d, err := e.CheckJSON(context.Background(), c.Input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed || !slices.ContainsFunc(d.Violations, func(v policy.Violation) bool {
+				return v.Code == "PRECHECK-DATA-001" && v.Field == "data.precheck.config"
+			}) {
+				t.Fatalf("without data: %+v", d)
+			}
+		})
 	}
 }

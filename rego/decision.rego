@@ -56,9 +56,21 @@ effective contains object.union(f, {"severity": "warn", "message": concat("", [f
 	w := lib.waived[f.code]
 }
 
-violations := [object.remove(f, ["status"]) | some f in effective; f.severity == "deny"]
+# violations and warnings are the decision's as any OPA host must print it: in the order of Go's
+# policy.CompareViolations (code, field, message, actual; Rego compares arrays element by element and strings
+# by their bytes, as Go does), and without the members a finding leaves empty. ranked is every finding after
+# its sort key, severity first, so one sort serves both lists; the shown finding comes last and only breaks
+# a tie. It leaves out the status (that is the error's) and an empty expected, actual or remediation.
+ranked := sort([[f.severity, f.code, f.field, f.message, f.actual, shown] |
+	some f in effective
+	shown := object.remove(f, array.concat(["status"], [k | some k in optional_members; f[k] == ""]))
+])
 
-warnings := [object.remove(f, ["status"]) | some f in effective; f.severity == "warn"]
+optional_members := ["expected", "actual", "remediation"]
+
+violations := [r[5] | some r in ranked; r[0] == "deny"]
+
+warnings := [r[5] | some r in ranked; r[0] == "warn"]
 
 allowed := count(violations) == 0
 

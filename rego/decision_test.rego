@@ -4,10 +4,67 @@ import data.precheck.testing as t
 
 test_allowed_decision_shape if {
 	d := t.decide(t.allowed_input)
-	d.allowed == true
-	d.violations == []
-	not d.error
-	count(d.warnings) == 1
+	d == {
+		"allowed": true,
+		"violations": [],
+		"warnings": [{
+			"code": "PRECHECK-OPS-001",
+			"field": "request",
+			"severity": "warn",
+			"message": "the conversion is irreversible and restarts the cluster",
+			"remediation": "run the conversion in a maintenance window and tell the cluster's users about the restart",
+		}],
+	}
+}
+
+# The decision is what any OPA host prints: findings in policy.CompareViolations order (code, field, message,
+# actual) and no member a rule left empty, so that no host has to sort or drop anything.
+test_findings_sorted_without_empty_members[note] if {
+	some note, doc in {
+		"no cluster facts": t.without("/cluster"),
+		"no key facts, regulated, busy": json.patch(t.allowed_input, [
+			{"op": "remove", "path": "/key"},
+			{"op": "add", "path": "/tenant/class", "value": "regulated"},
+			{"op": "add", "path": "/cluster/task_status", "value": "GROWING"},
+			{"op": "add", "path": "/cluster/sub_status", "value": "DEGRADED"},
+		]),
+		"empty document": {},
+		"request of wrong types": t.set("/request", {"project_id": 1, "cluster_id": [], "body": {"encrypt": {
+			"master_key_id": true, "crypt_algorithm": 2, "master_key_name": {}, "x": 1,
+		}}}),
+	}
+	d := t.decide(doc)
+	every findings in [d.violations, d.warnings] {
+		keys := [sort_key(f) | some f in findings]
+		keys == sort(keys)
+		every f in findings {
+			every value in f {
+				value != ""
+			}
+		}
+	}
+	count(d.violations) + count(d.warnings) > 2
+}
+
+sort_key(f) := [f.code, f.field, f.message, object.get(f, "actual", "")]
+
+# Findings that share a code are ordered by field, then message, then actual, not by how OPA stored them.
+test_findings_order_within_a_code if {
+	d := t.decide(t.without("/cluster"))
+	fields := [v.field | some v in d.violations; v.code == "PRECHECK-FACT-001"]
+	fields == [
+		"cluster.dr_relationship", "cluster.encrypted", "cluster.guest_agent_version",
+		"cluster.status", "cluster.task_status", "cluster.version",
+	]
+}
+
+# A rule that leaves expected or actual empty has no such member in the decision.
+test_empty_members_are_left_out if {
+	d := t.decide(json.patch(t.allowed_input, [{"op": "remove", "path": "/key"}]))
+	some w in d.warnings
+	w.code == "PRECHECK-KEY-001"
+	not "expected" in object.keys(w)
+	w.actual == "missing"
 }
 
 test_denied_decision_carries_an_error if {

@@ -2,8 +2,19 @@ package wasm
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -64,5 +75,189 @@ func TestBundleReadByOPA(t *testing.T) {
 	}
 	if want := []string{"dws.version_compare", "dws.version_valid", "time.now_ns", "time.parse_rfc3339_ns"}; !slices.Equal(host.Builtins(), want) {
 		t.Errorf("module imports builtins %q, want %q", host.Builtins(), want)
+	}
+}
+
+// TestBuildIsReproducible: the module and the bundle are the same bytes for the same policy however its path
+// is spelt and wherever the directory lies, and nothing of the machine (the path) is in them.
+func TestBuildIsReproducible(t *testing.T) {
+	ctx := context.Background()
+	abs, err := filepath.Abs("../rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "somewhere", "else")
+	if err := os.CopyFS(elsewhere, os.DirFS(abs)); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(abs))
+	build := func(load func() (*policy.Policy, error)) (revision string, module, tarball []byte) {
+		t.Helper()
+		p, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Compile(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := m.WriteBundle(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return p.Revision(), m.Wasm(), buf.Bytes()
+	}
+	wantRev, wantMod, wantTar := build(policy.Default)
+	for _, spelling := range []string{"./rego", "rego/", "rego", abs, elsewhere} {
+		for name, load := range map[string]func(string) (*policy.Policy, error){"Load": policy.Load, "LoadWithOverrides": policy.LoadWithOverrides} {
+			rev, mod, tar := build(func() (*policy.Policy, error) { return load(spelling) })
+			if rev != wantRev || !bytes.Equal(mod, wantMod) || !bytes.Equal(tar, wantTar) {
+				t.Errorf("%s(%s): revision %s (want %s), module same %v, bundle same %v", name, spelling, rev, wantRev,
+					bytes.Equal(mod, wantMod), bytes.Equal(tar, wantTar))
+			}
+		}
+	}
+	files := gunzip(t, wantTar)
+	for _, path := range []string{abs, elsewhere, filepath.Dir(abs)} {
+		if bytes.Contains(wantMod, []byte(path)) || bytes.Contains(files, []byte(path)) {
+			t.Errorf("the build names %s", path)
+		}
+	}
+}
+
+func gunzip(t *testing.T, data []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSignedBundleReadByOPA: a signed bundle is read by OPA's bundle reader with the public key (as OPA's
+// bundle plugin and `opa inspect` read it), and refused with another key or unsigned.
+func TestSignedBundleReadByOPA(t *testing.T) {
+	ctx := context.Background()
+	p, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
+	ecPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})
+	verify := func(pub any, alg, keyID string) *bundle.VerificationConfig {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		return bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{keyID: {Key: key, Algorithm: alg}}, keyID, "", nil)
+	}
+	read := func(data []byte, vc *bundle.VerificationConfig) (bundle.Bundle, error) {
+		return bundle.NewReader(bytes.NewReader(data)).WithBundleVerificationConfig(vc).Read()
+	}
+	for _, tt := range []struct {
+		name    string
+		signing Signing
+		verify  *bundle.VerificationConfig
+		refused string // "" when the bundle is to be read
+	}{
+		{"RS256 under the default key id", Signing{Key: rsaPEM}, verify(&rsaKey.PublicKey, "RS256", "default"), ""},
+		{"ES256 under a named key", Signing{Key: ecPEM, Algorithm: "ES256", KeyID: "ci"}, verify(&ecKey.PublicKey, "ES256", "ci"), ""},
+		{"HS256 secret", Signing{Key: []byte("a shared secret"), Algorithm: "HS256"},
+			bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{"default": {Key: "a shared secret", Algorithm: "HS256"}}, "default", "", nil), ""},
+		{"another key", Signing{Key: rsaPEM}, verify(&other.PublicKey, "RS256", "default"), "verification"},
+		// The key id is not checked against the verifier's: OPA looks up its configured key id first (the
+		// token's kid only when none is configured), so a verifier keyed "default" verifies a bundle signed
+		// under "old" with the right key, and the key itself is what matters.
+		{"another key id, the right key", Signing{Key: rsaPEM, KeyID: "old"}, verify(&rsaKey.PublicKey, "RS256", "default"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := m.WriteSignedBundle(&buf, tt.signing); err != nil {
+				t.Fatal(err)
+			}
+			b, err := read(buf.Bytes(), tt.verify)
+			if tt.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.refused) {
+					t.Fatalf("read with err %v, want it refused (%q)", err, tt.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Manifest.Revision != p.Revision() || len(b.WasmModules) != 1 || !bytes.Equal(b.WasmModules[0].Raw, m.Wasm()) || len(b.Signatures.Signatures) != 1 {
+				t.Errorf("signed bundle read back: revision %q, %d wasm modules, %d signatures", b.Manifest.Revision, len(b.WasmModules), len(b.Signatures.Signatures))
+			}
+		})
+	}
+	var unsigned bytes.Buffer
+	if err := m.WriteBundle(&unsigned); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(unsigned.Bytes(), verify(&rsaKey.PublicKey, "RS256", "default")); err == nil {
+		t.Error("an unsigned bundle was read with a verification key")
+	}
+	// Signing is reproducible apart from the signature itself (RSA PKCS #1 v1.5 is deterministic: all of it).
+	var a, b bytes.Buffer
+	if err := m.WriteSignedBundle(&a, Signing{Key: rsaPEM}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteSignedBundle(&b, Signing{Key: rsaPEM}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Error("signing the same bundle with the same RS256 key twice gave different bytes")
+	}
+}
+
+func TestSigningRefusesBadKeys(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	priv := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
+	for _, tt := range []struct {
+		name string
+		s    Signing
+		want string
+	}{
+		{"no key", Signing{}, "no signing key"},
+		{"not PEM", Signing{Key: []byte("not a key")}, "PEM"},
+		{"a public key", Signing{Key: pub}, "PUBLIC KEY"},
+		{"unknown algorithm", Signing{Key: priv, Algorithm: "XX256"}, "XX256"},
+		{"RSA key for ES256", Signing{Key: priv, Algorithm: "ES256"}, "ES256"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.s.Check(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Check() = %v, want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/precheck/precheck/policy"
+	regofs "github.com/precheck/precheck/rego"
 	"github.com/precheck/precheck/wasm"
+	"github.com/precheck/precheck/wasm/internal/opahost"
 )
 
 // engines returns a rego and a wasm engine on the default policy, built once per test binary.
@@ -204,4 +207,167 @@ func TestDifferentialWithLevelsAndWaivers(t *testing.T) {
 		}
 		w.Close(context.Background())
 	}
+}
+
+// canonical re-serialises JSON with sorted keys and no insignificant whitespace, as a host in another language
+// would before comparing: numbers keep their text, nothing is dropped or reordered.
+func canonical(t *testing.T, data []byte) []byte {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rawModule loads the default policy's compiled module on the project's host with data, as any OPA host
+// would load it, and returns a function giving the module's raw result for a document.
+func rawModule(t *testing.T, data []byte) func(doc []byte) []byte {
+	t.Helper()
+	ctx := context.Background()
+	p, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wasm.Compile(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := opahost.Load(ctx, m.Wasm(), data, opahost.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(context.Background()) })
+	ep, ok := host.Entrypoints()[policy.Entrypoint]
+	if !ok {
+		t.Fatalf("no entrypoint %s", policy.Entrypoint)
+	}
+	return func(doc []byte) []byte {
+		t.Helper()
+		out, err := host.Eval(ctx, ep, doc, opahost.EvalOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []struct {
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(out, &rs); err != nil || len(rs) != 1 || rs[0].Result == nil {
+			t.Fatalf("result set %s: %v", out, err)
+		}
+		return rs[0].Result
+	}
+}
+
+// TestModuleResultIsTheDecision: what the module returns to any host is, after canonical re-serialisation
+// only, the bytes precheck prints: the policy sorts and leaves out empty members, neither engine fixes it up.
+func TestModuleResultIsTheDecision(t *testing.T) {
+	p, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(p.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := rawModule(t, data)
+	r, w := bothEngines(t)
+	for name, doc := range corpus(t) {
+		t.Run(name, func(t *testing.T) {
+			raw := canonical(t, eval(doc))
+			for _, e := range []*policy.Engine{r, w} {
+				d, err := e.CheckJSON(context.Background(), doc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				printed, _ := json.Marshal(d)
+				if got := canonical(t, printed); !bytes.Equal(raw, got) {
+					t.Fatalf("module: %s\n%s engine: %s", raw, e.Backend(), got)
+				}
+			}
+		})
+	}
+}
+
+// TestModuleWithoutDataRefuses: a host that never sets the policy's data ({} is what opa-wasm evaluates with
+// then) gets a refusal with PRECHECK-DATA-001 for every document, never allowed; and so does precheck's wasm
+// engine given that module with a policy that has no data.
+func TestModuleWithoutDataRefuses(t *testing.T) {
+	eval := rawModule(t, []byte(`{}`))
+	ctx := context.Background()
+	p, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wasm.Compile(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := policy.New(ctx, policyWithoutData(t), policy.WithBackend(wasm.Backend(wasm.Config{Module: m.Wasm()})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	for name, doc := range corpus(t) {
+		t.Run(name, func(t *testing.T) {
+			var raw policy.Decision
+			if err := json.Unmarshal(eval(doc), &raw); err != nil {
+				t.Fatal(err)
+			}
+			d, err := e.CheckJSON(ctx, doc)
+			if err != nil {
+				var inErr *policy.InputError
+				if errors.As(err, &inErr) {
+					return // precheck refuses the document itself; the module alone still must not allow it
+				}
+				t.Fatal(err)
+			}
+			for _, d := range []*policy.Decision{&raw, d} {
+				if d.Allowed || d.Error == nil || !hasViolation(d, "PRECHECK-DATA-001") {
+					t.Fatalf("without data: %+v", d)
+				}
+			}
+		})
+	}
+}
+
+// policyWithoutData is the default policy's Rego without its data.json.
+func policyWithoutData(t *testing.T) *policy.Policy {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := fs.Glob(regofs.FS, "*.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		src, err := fs.ReadFile(regofs.FS, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Data()) != 0 {
+		t.Fatalf("the policy has data: %v", p.Data())
+	}
+	return p
+}
+
+func hasViolation(d *policy.Decision, code string) bool {
+	for _, v := range d.Violations {
+		if v.Code == code {
+			return true
+		}
+	}
+	return false
 }
