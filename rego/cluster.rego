@@ -16,11 +16,16 @@ import data.precheck.lib
 #   severity: deny
 #   status: 409
 #   remediation: wait until the cluster is {expected} (or repair it), then retry
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.status", "message": msg, "expected": concat(" or ", lib.config.available_statuses), "actual": lib.describe(status)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.status",
+	"message": concat(" ", ["cluster is", lib.quote(status), "and not available"]),
+	"expected": concat(" or ", lib.config.available_statuses),
+	"actual": lib.describe(status),
+} if {
 	status := lib.cluster.status
 	is_string(status)
 	not status in lib.config.available_statuses
-	msg := concat(" ", ["cluster is", lib.quote(status), "and not available"])
 }
 
 # METADATA
@@ -31,19 +36,14 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.status
 #   severity: deny
 #   status: 409
 #   remediation: wait for the running task to finish, then retry
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.task_status", "message": running, "expected": "no running task", "actual": lib.describe(lib.cluster.task_status)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.task_status",
+	"message": running,
+	"expected": "no running task",
+	"actual": lib.describe(lib.cluster.task_status),
+} if {
 	running
-}
-
-# running words what is running: the task in task_status, else the actions in action_progress.
-running := concat(" ", ["task", lib.quote(task), "is running on the cluster"]) if {
-	task := lib.cluster.task_status
-	is_string(task)
-	task != ""
-} else := concat(" ", ["an action is in progress on the cluster:", concat(", ", sort(object.keys(progress)))]) if {
-	progress := lib.cluster.action_progress
-	is_object(progress)
-	count(progress) > 0
 }
 
 # METADATA
@@ -54,7 +54,13 @@ running := concat(" ", ["task", lib.quote(task), "is running on the cluster"]) i
 #   severity: deny
 #   status: 409
 #   remediation: nothing to convert; the cluster is already encrypted (see ShowClusterEncryptInfo)
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.encrypted", "message": "the cluster is already encrypted", "expected": "false", "actual": "true"} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.encrypted",
+	"message": "the cluster is already encrypted",
+	"expected": "false",
+	"actual": "true",
+} if {
 	lib.cluster.encrypted == true
 }
 
@@ -66,7 +72,13 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.encryp
 #   severity: deny
 #   status: 409
 #   remediation: remove the cluster's DR relationship first, convert, then set DR up again
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.dr_relationship", "message": "the cluster has a disaster-recovery relationship", "expected": "false", "actual": "true"} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.dr_relationship",
+	"message": "the cluster has a disaster-recovery relationship",
+	"expected": "false",
+	"actual": "true",
+} if {
 	lib.cluster.dr_relationship == true
 }
 
@@ -78,9 +90,29 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.dr_rel
 #   severity: warn
 #   status: 409
 #   remediation: restore the cluster to NORMAL before converting
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.sub_status", "message": concat(" ", ["cluster sub-status is", lib.quote(sub)]), "expected": "NORMAL", "actual": lib.describe(sub)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.sub_status",
+	"message": concat(" ", ["cluster sub-status is", lib.quote(sub)]),
+	"expected": "NORMAL",
+	"actual": lib.describe(sub),
+} if {
 	sub := lib.cluster.sub_status
 	is_string(sub)
 	some part in split(sub, "|")
 	trim_space(part) in lib.config.warn_sub_statuses
+}
+
+# running words what is running: the task in task_status, else the actions in action_progress.
+running := concat(" ", ["task", lib.quote(task), "is running on the cluster"]) if {
+	task := lib.cluster.task_status
+	is_string(task)
+	task != ""
+} else := concat(" ", [
+	"an action is in progress on the cluster:",
+	concat(", ", sort(object.keys(progress))),
+]) if {
+	progress := lib.cluster.action_progress
+	is_object(progress)
+	count(progress) > 0
 }

@@ -17,7 +17,10 @@ test_unavailable_statuses[status] if {
 test_running_task[note] if {
 	some note, tc in {
 		"task_status": {"doc": t.set("/cluster/task_status", "SNAPSHOTTING"), "says": "task \"SNAPSHOTTING\" is running"},
-		"action_progress": {"doc": t.set("/cluster/action_progress", {"REDISTRIBUTING": "45%"}), "says": "an action is in progress on the cluster: REDISTRIBUTING"},
+		"action_progress": {
+			"doc": t.set("/cluster/action_progress", {"REDISTRIBUTING": "45%"}),
+			"says": "an action is in progress on the cluster: REDISTRIBUTING",
+		},
 	}
 	d := t.decide(tc.doc)
 	contains(t.message_of(d, "PRECHECK-CLU-002", "cluster.task_status"), tc.says)
@@ -27,7 +30,11 @@ test_running_task[note] if {
 test_already_encrypted if {
 	d := t.decide(t.set("/cluster/encrypted", true))
 	t.denied_by(d, "PRECHECK-CLU-003", "cluster.encrypted")
-	d.error == {"status": 409, "error_code": "PRECHECK-CLU-003", "error_msg": "PRECHECK-CLU-003: the cluster is already encrypted"}
+	d.error == {
+		"status": 409,
+		"error_code": "PRECHECK-CLU-003",
+		"error_msg": "PRECHECK-CLU-003: the cluster is already encrypted",
+	}
 }
 
 test_dr_relationship if {

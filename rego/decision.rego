@@ -32,7 +32,7 @@ leveled contains {
 	"actual": f.actual,
 	"remediation": replace(rule.remediation, "{expected}", f.expected),
 } if {
-	some f in data.precheck.rules[_].findings
+	f := data.precheck.rules[_].findings[_]
 	rule := f.rule
 	level := object.get(class_levels, rule.code, object.get(global_levels, rule.code, rule.severity))
 	level != "off"
@@ -50,7 +50,10 @@ effective contains f if {
 	not lib.waived[f.code]
 }
 
-effective contains object.union(f, {"severity": "warn", "message": concat("", [f.message, " (waived until ", w.expires, " for ", w.owner, ": ", w.reason, ")"])}) if {
+effective contains object.union(f, {
+	"severity": "warn",
+	"message": concat("", [f.message, " (waived until ", w.expires, " for ", w.owner, ": ", w.reason, ")"]),
+}) if {
 	some f in leveled
 	f.severity == "deny"
 	w := lib.waived[f.code]
@@ -72,7 +75,9 @@ violations := [r[5] | some r in ranked; r[0] == "deny"]
 
 warnings := [r[5] | some r in ranked; r[0] == "warn"]
 
-allowed := count(violations) == 0
+default allowed := false
+
+allowed if count(violations) == 0
 
 # A refused call is answered in the API's own error shape. A malformed request is reported first (the API
 # validates its parameters first), then a policy refusal, then a conflict with the cluster's state.
@@ -89,6 +94,11 @@ first_status(statuses) := s if {
 	s := [s | some s in [400, 403, 409]; s in statuses][0]
 } else := min(statuses)
 
+# METADATA
+# scope: document
+# title: The decision
+# description: What every host evaluates (wasm entrypoint precheck/decision) and precheck prints.
+# entrypoint: true
 decision := {"allowed": true, "violations": violations, "warnings": warnings} if allowed
 
 decision := {"allowed": false, "violations": violations, "warnings": warnings, "error": error} if not allowed

@@ -103,7 +103,11 @@ test_error_status_order[note] if {
 			],
 			"status": 403, "code": "PRECHECK-TEN-001",
 		},
-		"conflict alone": {"patch": [{"op": "add", "path": "/cluster/task_status", "value": "GROWING"}], "status": 409, "code": "PRECHECK-CLU-002"},
+		"conflict alone": {
+			"patch": [{"op": "add", "path": "/cluster/task_status", "value": "GROWING"}],
+			"status": 409,
+			"code": "PRECHECK-CLU-002",
+		},
 	}
 	d := t.decide(json.patch(t.allowed_input, tc.patch))
 	d.error.status == tc.status
@@ -133,7 +137,8 @@ test_level_warn_globally if {
 }
 
 test_level_deny_raises_a_warning if {
-	d := t.decide(t.set("/cluster/sub_status", "DEGRADED")) with data.precheck.levels.global as {"PRECHECK-CLU-005": "deny"}
+	d := t.decide(t.set("/cluster/sub_status", "DEGRADED"))
+		with data.precheck.levels.global as {"PRECHECK-CLU-005": "deny"}
 	t.denied_by(d, "PRECHECK-CLU-005", "cluster.sub_status")
 	d.error.status == 409
 }

@@ -31,7 +31,13 @@ key := {} if {
 #   severity: deny
 #   status: 403
 #   remediation: gather the fact from {expected} and pass it in the input document
-findings contains {"rule": rego.metadata.rule().custom, "field": field, "message": concat(" ", [field, "is unknown: the fact was not given"]), "expected": source, "actual": "missing"} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": field,
+	"message": concat(" ", [field, "is unknown: the fact was not given"]),
+	"expected": source,
+	"actual": "missing",
+} if {
 	some fact in lib.config.required_facts
 	object.get(holders[fact.member], fact.name, null) == null
 	source := fact.source
@@ -46,7 +52,13 @@ findings contains {"rule": rego.metadata.rule().custom, "field": field, "message
 #   severity: deny
 #   status: 403
 #   remediation: pass the fact as {expected}, as the DWS and KMS APIs return it
-findings contains {"rule": rego.metadata.rule().custom, "field": field, "message": msg, "expected": concat(" ", ["a", type]), "actual": type_name(value)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": field,
+	"message": msg,
+	"expected": concat(" ", ["a", type]),
+	"actual": type_name(value),
+} if {
 	some fact in lib.config.required_facts
 	value := object.get(holders[fact.member], fact.name, null)
 	value != null

@@ -31,11 +31,19 @@ test_no_cluster_facts_at_all if {
 test_wrong_type[path] if {
 	some path, tc in {
 		"/cluster/version": {"value": 8.1, "field": "cluster.version", "says": "must be a string but is a number"},
-		"/cluster/guest_agent_version": {"value": ["8.3.0.200"], "field": "cluster.guest_agent_version", "says": "must be a string but is a array"},
+		"/cluster/guest_agent_version": {
+			"value": ["8.3.0.200"],
+			"field": "cluster.guest_agent_version",
+			"says": "must be a string but is a array",
+		},
 		"/cluster/status": {"value": true, "field": "cluster.status", "says": "must be a string"},
 		"/cluster/task_status": {"value": 0, "field": "cluster.task_status", "says": "must be a string"},
 		"/cluster/encrypted": {"value": "false", "field": "cluster.encrypted", "says": "must be a boolean but is a string"},
-		"/cluster/dr_relationship": {"value": 0, "field": "cluster.dr_relationship", "says": "must be a boolean but is a number"},
+		"/cluster/dr_relationship": {
+			"value": 0,
+			"field": "cluster.dr_relationship",
+			"says": "must be a boolean but is a number",
+		},
 		"/key/key_state": {"value": 2, "field": "key.key_state", "says": "must be a string but is a number"},
 	}
 	d := t.decide(t.set(path, tc.value))

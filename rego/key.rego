@@ -16,7 +16,13 @@ import data.precheck.lib
 #   severity: warn
 #   status: 400
 #   remediation: pass the KMS key's details (DescribeKey) as "key" to check its state
-findings contains {"rule": rego.metadata.rule().custom, "field": "key", "message": "the KMS key's state was not checked: no key facts were given", "expected": "", "actual": "missing"} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "key",
+	"message": "the KMS key's state was not checked: no key facts were given",
+	"expected": "",
+	"actual": "missing",
+} if {
 	object.get(input, "key", null) == null
 }
 
@@ -28,12 +34,21 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "key", "message
 #   severity: deny
 #   status: 400
 #   remediation: enable the KMS key (or cancel its deletion), or convert with an enabled key
-findings contains {"rule": rego.metadata.rule().custom, "field": "key.key_state", "message": msg, "expected": concat("", [enabled, " (enabled)"]), "actual": lib.describe(state)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "key.key_state",
+	"message": msg,
+	"expected": concat("", [enabled, " (enabled)"]),
+	"actual": lib.describe(state),
+} if {
 	state := input.key.key_state
 	is_string(state)
 	enabled := lib.config.enabled_key_state
 	state != enabled
-	msg := concat("", ["the KMS key is ", object.get(lib.config.key_states, state, "in an unknown state"), " (key_state ", lib.quote(state), "), not enabled"])
+	msg := concat("", [
+		"the KMS key is ", object.get(lib.config.key_states, state, "in an unknown state"),
+		" (key_state ", lib.quote(state), "), not enabled",
+	])
 }
 
 # METADATA
@@ -44,7 +59,13 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "key.key_state"
 #   severity: deny
 #   status: 400
 #   remediation: gather the facts for the key in encrypt.master_key_id, or correct the request's key
-findings contains {"rule": rego.metadata.rule().custom, "field": "key.key_id", "message": msg, "expected": wanted, "actual": lib.describe(got)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "key.key_id",
+	"message": msg,
+	"expected": wanted,
+	"actual": lib.describe(got),
+} if {
 	got := input.key.key_id
 	is_string(got)
 	wanted := lib.encrypt.master_key_id

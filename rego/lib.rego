@@ -47,19 +47,26 @@ quote(x) := concat("", ["\"", describe(x), "\""]) if {
 # tenant_class is the compliance team's: the class data maps the project or the enterprise project to,
 # whatever the document says; else the class the document gives (under the gate, the facts provider's, never
 # the request's); else the one a cluster tag maps to (the first matching mapping wins); else data's
-# fallback. Tags come last: the tenant sets them, so a tag mapping is a hint, not a control.
-tenant_class := c if {
-	c := mapped_class
-} else := c if {
-	c := given_class
-} else := tenants.by_tag[first].class if {
+# fallback. Tags come last: the tenant sets them, so a tag mapping is a hint, not a control. Each step's body
+# names the rule to test that it is defined: a class is a string (data's are checked when the policy loads).
+tenant_class := mapped_class if {
+	mapped_class
+} else := given_class if {
+	given_class
+} else := tagged_class if {
+	tagged_class
+} else := tenants.fallback
+
+# tagged_class is the class of the first by_tag mapping that one of the cluster's tags matches.
+tagged_class := class if {
 	first := min({i |
 		some i, mapping in tenants.by_tag
 		some tag in cluster.tags
 		tag.key == mapping.key
 		tag.value == mapping.value
 	})
-} else := tenants.fallback
+	class := tenants.by_tag[first].class
+}
 
 tenants := config.tenants
 

@@ -24,9 +24,18 @@ package precheck.rules.policy_data
 #   # (400, which the API checks first; the data refusal is then among the error_msg's reasons).
 #   status: 403
 #   remediation: load the policy's data ({expected}) into the host before evaluating, e.g. setData in opa-wasm
-findings contains {"rule": rego.metadata.rule().custom, "field": "data.precheck.config", "message": msg, "expected": "the bundle's data.json", "actual": config_type} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "data.precheck.config",
+	"message": msg,
+	"expected": "the bundle's data.json",
+	"actual": config_type,
+} if {
 	config_type != "object"
-	msg := concat("", ["the policy's data is not loaded (data.precheck.config is ", config_type, "): no rule could judge the call"])
+	msg := concat("", [
+		"the policy's data is not loaded (data.precheck.config is ", config_type,
+		"): no rule could judge the call",
+	])
 }
 
 # config_type is the JSON type of the data's config, "missing" without one. The rule compares it rather than

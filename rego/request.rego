@@ -56,17 +56,15 @@ valid_master_key_name if {
 #   severity: deny
 #   status: 400
 #   remediation: 'send the body {"encrypt": {"master_key_id": "<KMS key id>", "crypt_algorithm": "<algorithm>"}}'
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt", "message": encrypt_problem, "expected": "an object", "actual": lib.describe(encrypt)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.body.encrypt",
+	"message": encrypt_problem,
+	"expected": "an object",
+	"actual": lib.describe(encrypt),
+} if {
 	not lib.encrypt
 }
-
-encrypt_problem := "the request has no body" if {
-	body == null
-} else := concat(" ", ["the request body must be a JSON object, got", lib.describe(body)]) if {
-	not is_object(body)
-} else := "the request body has no \"encrypt\" object" if {
-	encrypt == null
-} else := concat(" ", ["\"encrypt\" must be an object, got", lib.describe(encrypt)])
 
 # METADATA
 # title: master_key_id missing or malformed
@@ -76,11 +74,15 @@ encrypt_problem := "the request has no body" if {
 #   severity: deny
 #   status: 400
 #   remediation: set encrypt.master_key_id to the ID of the KMS key, e.g. 0f3196c8-5c23-469f-84da-92ecd2499dce
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.master_key_id", "message": msg, "expected": forms.master_key_id.description, "actual": lib.describe(id)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.body.encrypt.master_key_id",
+	"message": id_problem("master_key_id", master_key_id, forms.master_key_id.description),
+	"expected": forms.master_key_id.description,
+	"actual": lib.describe(master_key_id),
+} if {
 	lib.encrypt
 	not "master_key_id" in well_formed
-	id := master_key_id
-	msg := id_problem("master_key_id", id, forms.master_key_id.description)
 }
 
 # METADATA
@@ -91,11 +93,14 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.e
 #   severity: deny
 #   status: 400
 #   remediation: call the API with the project's ID (32 lowercase letters and digits) in the path
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.project_id", "message": msg, "expected": form, "actual": lib.describe(id)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.project_id",
+	"message": id_problem("project_id", project_id, forms.project_id.description),
+	"expected": forms.project_id.description,
+	"actual": lib.describe(project_id),
+} if {
 	not "project_id" in well_formed
-	id := project_id
-	form := forms.project_id.description
-	msg := id_problem("project_id", id, form)
 }
 
 # METADATA
@@ -106,19 +111,15 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "request.projec
 #   severity: deny
 #   status: 400
 #   remediation: call the API with the cluster's ID, a 36-character UUID, in the path
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.cluster_id", "message": msg, "expected": form, "actual": lib.describe(id)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.cluster_id",
+	"message": id_problem("cluster_id", cluster_id, forms.cluster_id.description),
+	"expected": forms.cluster_id.description,
+	"actual": lib.describe(cluster_id),
+} if {
 	not "cluster_id" in well_formed
-	id := cluster_id
-	form := forms.cluster_id.description
-	msg := id_problem("cluster_id", id, form)
 }
-
-# id_problem words what is wrong with an identifier that did not match its pattern.
-id_problem(name, id, form) := concat(" ", [name, "is missing"]) if {
-	id == null
-} else := concat(" ", [name, "must be a string, got", type_name(id)]) if {
-	not is_string(id)
-} else := concat(" ", [name, lib.quote(id), "is not", form])
 
 # METADATA
 # title: crypt_algorithm missing or unknown
@@ -128,18 +129,16 @@ id_problem(name, id, form) := concat(" ", [name, "is missing"]) if {
 #   severity: deny
 #   status: 400
 #   remediation: set encrypt.crypt_algorithm to {expected}
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.crypt_algorithm", "message": msg, "expected": concat(" or ", lib.config.algorithms), "actual": lib.describe(alg)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.body.encrypt.crypt_algorithm",
+	"message": algorithm_problem(crypt_algorithm),
+	"expected": concat(" or ", lib.config.algorithms),
+	"actual": lib.describe(crypt_algorithm),
+} if {
 	lib.encrypt
-	alg := crypt_algorithm
-	not alg in lib.config.algorithms
-	msg := algorithm_problem(alg)
+	not crypt_algorithm in lib.config.algorithms
 }
-
-algorithm_problem(alg) := "crypt_algorithm is missing" if {
-	alg == null
-} else := concat(" ", ["crypt_algorithm must be a string, got", type_name(alg)]) if {
-	not is_string(alg)
-} else := concat(" ", ["crypt_algorithm", lib.quote(alg), "is not an algorithm the API knows"])
 
 # METADATA
 # title: master_key_name not a string
@@ -149,31 +148,16 @@ algorithm_problem(alg) := "crypt_algorithm is missing" if {
 #   severity: deny
 #   status: 400
 #   remediation: remove encrypt.master_key_name or set it to the KMS key's name, e.g. KMS-1abd-1016
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.master_key_name", "message": msg, "expected": "a non-empty string", "actual": lib.describe(name)} if {
-	name := master_key_name
-	name != null
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.body.encrypt.master_key_name",
+	"message": name_problem(master_key_name),
+	"expected": "a non-empty string",
+	"actual": lib.describe(master_key_name),
+} if {
+	master_key_name != null
 	not valid_master_key_name
-	msg := name_problem(name)
 }
-
-name_problem(name) := "master_key_name is empty" if {
-	name == ""
-} else := concat(" ", ["master_key_name must be a string, got", type_name(name)])
-
-# unknown_members holds, as [where, name], the members of the body and of its encrypt object that the API
-# does not define (data's body_fields and encrypt_fields). The API would ignore them; often one is a
-# misspelt member, whose intended setting would silently not apply.
-unknown_members contains ["request.body", name] if {
-	some name, _ in body
-	not name in lib.config.body_fields
-}
-
-unknown_members contains ["request.body.encrypt", name] if {
-	some name, _ in lib.encrypt
-	not name in lib.config.encrypt_fields
-}
-
-known_members := {"request.body": lib.config.body_fields, "request.body.encrypt": lib.config.encrypt_fields}
 
 # METADATA
 # title: unknown member in the body
@@ -186,7 +170,59 @@ known_members := {"request.body": lib.config.body_fields, "request.body.encrypt"
 #   severity: deny
 #   status: 400
 #   remediation: remove the member or correct its name to one of {expected}
-findings contains {"rule": rego.metadata.rule().custom, "field": concat(".", [where, name]), "message": msg, "expected": concat(", ", known_members[where]), "actual": name} if {
-	some [where, name] in unknown_members
-	msg := concat("", [trim_prefix(where, "request."), " has a member the API does not define: ", lib.quote(name)])
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": concat(".", [where, name]),
+	"message": concat("", [trim_prefix(where, "request."), " has a member the API does not define: ", lib.quote(name)]),
+	"expected": expected,
+	"actual": name,
+} if {
+	some where, names in unknown_members
+	some name in names
+	expected := concat(", ", known_members[where])
 }
+
+# The wording of the findings above, and the members the API does not define.
+
+# encrypt_problem words why the body has no encrypt object.
+encrypt_problem := "the request has no body" if {
+	body == null
+} else := concat(" ", ["the request body must be a JSON object, got", lib.describe(body)]) if {
+	not is_object(body)
+} else := "the request body has no \"encrypt\" object" if {
+	encrypt == null
+} else := concat(" ", ["\"encrypt\" must be an object, got", lib.describe(encrypt)])
+
+# id_problem words what is wrong with an identifier that did not match its pattern.
+id_problem(name, id, form) := concat(" ", [name, "is missing"]) if {
+	id == null
+} else := concat(" ", [name, "must be a string, got", type_name(id)]) if {
+	not is_string(id)
+} else := concat(" ", [name, lib.quote(id), "is not", form])
+
+# algorithm_problem words what is wrong with a crypt_algorithm the API does not know.
+algorithm_problem(alg) := "crypt_algorithm is missing" if {
+	alg == null
+} else := concat(" ", ["crypt_algorithm must be a string, got", type_name(alg)]) if {
+	not is_string(alg)
+} else := concat(" ", ["crypt_algorithm", lib.quote(alg), "is not an algorithm the API knows"])
+
+# name_problem words what is wrong with a master_key_name that is present but not a non-empty string.
+name_problem(name) := "master_key_name is empty" if {
+	name == ""
+} else := concat(" ", ["master_key_name must be a string, got", type_name(name)])
+
+# unknown_members maps "request.body" and "request.body.encrypt" to the names of their members the API
+# does not define (data's body_fields and encrypt_fields). The API would ignore them; often one is a
+# misspelt member, whose intended setting would silently not apply.
+unknown_members["request.body"] contains name if {
+	some name, _ in body
+	not name in lib.config.body_fields
+}
+
+unknown_members["request.body.encrypt"] contains name if {
+	some name, _ in lib.encrypt
+	not name in lib.config.encrypt_fields
+}
+
+known_members := {"request.body": lib.config.body_fields, "request.body.encrypt": lib.config.encrypt_fields}

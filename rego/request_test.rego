@@ -94,7 +94,10 @@ test_master_key_name_null_is_absent if {
 test_project_id[note] if {
 	some note, tc in {
 		"missing": {"doc": t.without("/request/project_id"), "says": "project_id is missing"},
-		"too short": {"doc": t.set("/request/project_id", "89cd04f168b84af6be287f71730fdb4"), "says": "is not 32 lowercase letters and digits"},
+		"too short": {
+			"doc": t.set("/request/project_id", "89cd04f168b84af6be287f71730fdb4"),
+			"says": "is not 32 lowercase letters and digits",
+		},
 		"upper case": {"doc": t.set("/request/project_id", "89CD04F168B84AF6BE287F71730FDB4B"), "says": "is not 32"},
 		"number": {"doc": t.set("/request/project_id", 89), "says": "must be a string, got number"},
 	}
@@ -105,9 +108,18 @@ test_project_id[note] if {
 test_cluster_id[note] if {
 	some note, tc in {
 		"missing": {"doc": t.without("/request/cluster_id"), "says": "cluster_id is missing"},
-		"not a uuid": {"doc": t.set("/request/cluster_id", "dws-cluster-1"), "says": "\"dws-cluster-1\" is not a 36-character UUID"},
-		"no dashes": {"doc": t.set("/request/cluster_id", "97cbaab3939e4dbc91870fe240f2b9fd"), "says": "is not a 36-character UUID"},
-		"array": {"doc": t.set("/request/cluster_id", ["97cbaab3-939e-4dbc-9187-0fe240f2b9fd"]), "says": "must be a string, got array"},
+		"not a uuid": {
+			"doc": t.set("/request/cluster_id", "dws-cluster-1"),
+			"says": "\"dws-cluster-1\" is not a 36-character UUID",
+		},
+		"no dashes": {
+			"doc": t.set("/request/cluster_id", "97cbaab3939e4dbc91870fe240f2b9fd"),
+			"says": "is not a 36-character UUID",
+		},
+		"array": {
+			"doc": t.set("/request/cluster_id", ["97cbaab3-939e-4dbc-9187-0fe240f2b9fd"]),
+			"says": "must be a string, got array",
+		},
 	}
 	d := t.decide(tc.doc)
 	contains(t.message_of(d, "PRECHECK-REQ-006", "request.cluster_id"), tc.says)
@@ -116,9 +128,21 @@ test_cluster_id[note] if {
 # Members the API does not define are refused, in encrypt and beside it: a server may read them differently.
 test_unknown_member_is_refused[note] if {
 	some note, tc in {
-		"misspelt in encrypt": {"doc": t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible"), "field": "request.body.encrypt.crypt_algorithim", "says": "body.encrypt has a member the API does not define: \"crypt_algorithim\""},
-		"beside encrypt": {"doc": t.set("/request/body/dry_run", true), "field": "request.body.dry_run", "says": "body has a member the API does not define: \"dry_run\""},
-		"a second encrypt by case": {"doc": t.set("/request/body/ENCRYPT", {"crypt_algorithm": "generalCipher"}), "field": "request.body.ENCRYPT", "says": "\"ENCRYPT\""},
+		"misspelt in encrypt": {
+			"doc": t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible"),
+			"field": "request.body.encrypt.crypt_algorithim",
+			"says": "body.encrypt has a member the API does not define: \"crypt_algorithim\"",
+		},
+		"beside encrypt": {
+			"doc": t.set("/request/body/dry_run", true),
+			"field": "request.body.dry_run",
+			"says": "body has a member the API does not define: \"dry_run\"",
+		},
+		"a second encrypt by case": {
+			"doc": t.set("/request/body/ENCRYPT", {"crypt_algorithm": "generalCipher"}),
+			"field": "request.body.ENCRYPT",
+			"says": "\"ENCRYPT\"",
+		},
 	}
 	d := t.decide(tc.doc)
 	t.denied_by(d, "PRECHECK-REQ-007", tc.field)
@@ -127,7 +151,8 @@ test_unknown_member_is_refused[note] if {
 }
 
 test_unknown_member_level_can_be_warn if {
-	d := t.decide(t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible")) with data.precheck.levels.global as {"PRECHECK-REQ-007": "warn"}
+	d := t.decide(t.set("/request/body/encrypt/crypt_algorithim", "SMcompatible"))
+		with data.precheck.levels.global as {"PRECHECK-REQ-007": "warn"}
 	t.warned_by(d, "PRECHECK-REQ-007", "request.body.encrypt.crypt_algorithim")
 	d.allowed # a warning never denies
 }

@@ -11,4 +11,10 @@ package precheck.rules.restart
 #   severity: warn
 #   status: 409
 #   remediation: run the conversion in a maintenance window and tell the cluster's users about the restart
-findings contains {"rule": rego.metadata.rule().custom, "field": "request", "message": "the conversion is irreversible and restarts the cluster", "expected": "", "actual": ""}
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request",
+	"message": "the conversion is irreversible and restarts the cluster",
+	"expected": "",
+	"actual": "",
+}

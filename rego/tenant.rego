@@ -19,13 +19,21 @@ classes := lib.config.tenants.classes
 #   severity: deny
 #   status: 403
 #   remediation: convert with crypt_algorithm {expected}, the algorithm this tenant's class allows
-findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.encrypt.crypt_algorithm", "message": msg, "expected": expected, "actual": alg} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "request.body.encrypt.crypt_algorithm",
+	"message": concat("", [
+		"crypt_algorithm ", alg, " is not allowed for tenant class ", lib.tenant_class,
+		"; it allows only ", expected,
+	]),
+	"expected": expected,
+	"actual": alg,
+} if {
 	alg := lib.encrypt.crypt_algorithm
 	alg in lib.config.algorithms # an unknown algorithm is rules.request's to report
 	allowed := classes[lib.tenant_class].algorithms
 	not alg in allowed
 	expected := concat(" or ", allowed)
-	msg := concat("", ["crypt_algorithm ", alg, " is not allowed for tenant class ", lib.tenant_class, "; it allows only ", expected])
 }
 
 # METADATA
@@ -36,21 +44,14 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.e
 #   severity: deny
 #   status: 403
 #   remediation: give tenant.class as one of {expected}, or define the class in data
-findings contains {"rule": rego.metadata.rule().custom, "field": "tenant.class", "message": class_problem, "expected": concat(", ", sort(object.keys(classes))), "actual": lib.describe(given)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "tenant.class",
+	"message": class_problem,
+	"expected": concat(", ", sort(object.keys(classes))),
+	"actual": lib.describe(given),
+} if {
 	class_problem
-}
-
-default given := null
-
-given := input.tenant.class
-
-# class_problem words what is wrong with the tenant class; a given class that is not a string is ignored
-# when deriving the class, but must not pass unnoticed.
-class_problem := concat(" ", ["tenant.class must be a string, got", type_name(given)]) if {
-	given != null
-	not is_string(given)
-} else := concat(" ", ["tenant class", lib.quote(lib.tenant_class), "is not defined in data"]) if {
-	not classes[lib.tenant_class]
 }
 
 # METADATA
@@ -64,7 +65,28 @@ class_problem := concat(" ", ["tenant.class must be a string, got", type_name(gi
 #   severity: warn
 #   status: 403
 #   remediation: correct the tenant class where the input document comes from to {expected}, the class data gives
-findings contains {"rule": rego.metadata.rule().custom, "field": "tenant.class", "message": msg, "expected": lib.mapped_class, "actual": lib.given_class} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "tenant.class",
+	"message": concat("", [
+		"tenant.class ", lib.quote(lib.given_class), " was given, but data classifies this tenant as ",
+		lib.quote(lib.mapped_class), "; the data's class applies",
+	]),
+	"expected": lib.mapped_class,
+	"actual": lib.given_class,
+} if {
 	lib.given_class != lib.mapped_class
-	msg := concat("", ["tenant.class ", lib.quote(lib.given_class), " was given, but data classifies this tenant as ", lib.quote(lib.mapped_class), "; the data's class applies"])
+}
+
+default given := null
+
+given := input.tenant.class
+
+# class_problem words what is wrong with the tenant class; a given class that is not a string is ignored
+# when deriving the class, but must not pass unnoticed.
+class_problem := concat(" ", ["tenant.class must be a string, got", type_name(given)]) if {
+	given != null
+	not is_string(given)
+} else := concat(" ", ["tenant class", lib.quote(lib.tenant_class), "is not defined in data"]) if {
+	not classes[lib.tenant_class]
 }

@@ -5,7 +5,8 @@ import data.precheck.testing as t
 test_regulated_needs_sm4 if {
 	d := t.decide(t.set("/tenant/class", "regulated"))
 	t.denied_by(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm")
-	contains(t.message_of(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm"), "generalCipher is not allowed for tenant class regulated")
+	msg := t.message_of(d, "PRECHECK-TEN-001", "request.body.encrypt.crypt_algorithm")
+	contains(msg, "generalCipher is not allowed for tenant class regulated")
 	d.error.status == 403
 	d.error.error_code == "PRECHECK-TEN-001"
 }
@@ -62,7 +63,8 @@ test_project_mapping_before_enterprise_project if {
 }
 
 test_given_class_agreeing_with_data_is_quiet if {
-	d := t.decide(t.allowed_input) with data.precheck.config.tenants.by_project as {"89cd04f168b84af6be287f71730fdb4b": "default"}
+	d := t.decide(t.allowed_input)
+		with data.precheck.config.tenants.by_project as {"89cd04f168b84af6be287f71730fdb4b": "default"}
 	d.allowed
 	not t.has_code(d, "PRECHECK-TEN-003")
 }
@@ -84,7 +86,8 @@ test_first_tag_mapping_wins if {
 		{"key": "compliance", "value": "regulated", "class": "regulated"},
 		{"key": "env", "value": "prod", "class": "default"},
 	]
-	doc := json.remove(t.set("/cluster/tags", [{"key": "env", "value": "prod"}, {"key": "compliance", "value": "regulated"}]), ["tenant"])
+	tags := [{"key": "env", "value": "prod"}, {"key": "compliance", "value": "regulated"}]
+	doc := json.remove(t.set("/cluster/tags", tags), ["tenant"])
 	d := t.decide(doc) with data.precheck.config.tenants.by_tag as mappings
 	t.has_code(d, "PRECHECK-TEN-001")
 }
@@ -99,7 +102,8 @@ test_unknown_class[note] if {
 }
 
 test_derived_class_undefined_in_data if {
-	d := t.decide(t.set("/tenant", "not an object")) with data.precheck.config.tenants.by_project as {"89cd04f168b84af6be287f71730fdb4b": "bank"}
+	d := t.decide(t.set("/tenant", "not an object"))
+		with data.precheck.config.tenants.by_project as {"89cd04f168b84af6be287f71730fdb4b": "bank"}
 	contains(t.message_of(d, "PRECHECK-TEN-002", "tenant.class"), "tenant class \"bank\" is not defined in data")
 }
 

@@ -17,7 +17,13 @@ import data.precheck.lib
 #   severity: deny
 #   status: 409
 #   remediation: upgrade the cluster to a version {expected}, then retry
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.version", "message": concat(" ", ["cluster version", problem]), "expected": concat(" ", [">=", minimum]), "actual": lib.describe(v)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.version",
+	"message": concat(" ", ["cluster version", problem]),
+	"expected": concat(" ", [">=", minimum]),
+	"actual": lib.describe(v),
+} if {
 	v := lib.cluster.version
 	minimum := lib.config.min_cluster_version
 	not cluster_version_ok
@@ -34,7 +40,13 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.versio
 #   severity: deny
 #   status: 409
 #   remediation: upgrade the cluster's guestAgent to a version {expected}, then retry
-findings contains {"rule": rego.metadata.rule().custom, "field": "cluster.guest_agent_version", "message": concat(" ", ["guestAgent version", problem]), "expected": concat(" ", [">=", minimum]), "actual": lib.describe(v)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "cluster.guest_agent_version",
+	"message": concat(" ", ["guestAgent version", problem]),
+	"expected": concat(" ", [">=", minimum]),
+	"actual": lib.describe(v),
+} if {
 	v := lib.cluster.guest_agent_version
 	minimum := lib.config.min_guest_agent_version
 	not guest_agent_version_ok

@@ -16,7 +16,13 @@ import data.precheck.lib
 #   severity: warn
 #   status: 403
 #   remediation: renew the waiver with a new expiry and reason, or fix what it waived
-findings contains {"rule": rego.metadata.rule().custom, "field": concat("", ["data.precheck.waivers[", format_int(i, 10), "]"]), "message": msg, "expected": "an unexpired waiver", "actual": w.expires} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": concat("", ["data.precheck.waivers[", format_int(i, 10), "]"]),
+	"message": msg,
+	"expected": "an unexpired waiver",
+	"actual": w.expires,
+} if {
 	some i in lib.waiver_expired
 	w := lib.waivers[i]
 	msg := concat("", ["the waiver of ", w.rule, " for ", w.owner, " (", w.reason, ") expired on ", w.expires])

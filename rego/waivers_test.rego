@@ -35,9 +35,21 @@ test_expiry_boundary[note] if {
 	some note, tc in {
 		"date, last nanosecond": {"expires": "2027-01-01", "now": "2026-12-31T23:59:59.999999999Z", "waived": true},
 		"date, at midnight UTC": {"expires": "2027-01-01", "now": "2027-01-01T00:00:00Z", "waived": false},
-		"+08:00, just before": {"expires": "2027-01-01T00:00:00+08:00", "now": "2026-12-31T15:59:59.999999999Z", "waived": true},
-		"+08:00, at the instant in UTC": {"expires": "2027-01-01T00:00:00+08:00", "now": "2026-12-31T16:00:00Z", "waived": false},
-		"-05:00, later than UTC midnight": {"expires": "2027-01-01T00:00:00-05:00", "now": "2027-01-01T04:00:00Z", "waived": true},
+		"+08:00, just before": {
+			"expires": "2027-01-01T00:00:00+08:00",
+			"now": "2026-12-31T15:59:59.999999999Z",
+			"waived": true,
+		},
+		"+08:00, at the instant in UTC": {
+			"expires": "2027-01-01T00:00:00+08:00",
+			"now": "2026-12-31T16:00:00Z",
+			"waived": false,
+		},
+		"-05:00, later than UTC midnight": {
+			"expires": "2027-01-01T00:00:00-05:00",
+			"now": "2027-01-01T04:00:00Z",
+			"waived": true,
+		},
 	}
 	d := decide_at(old_agent, [waiver(cluster_scope, tc.expires)], ns(tc.now))
 	d.allowed == tc.waived
@@ -49,11 +61,15 @@ test_expired_waiver_is_reported if {
 	some w in d.warnings
 	w.code == "PRECHECK-WAIVER-001"
 	w.field == "data.precheck.waivers[0]"
-	contains(w.message, "the waiver of PRECHECK-VER-002 for dba-team (agent upgrade scheduled with the vendor) expired on 2026-11-01")
+	contains(w.message, concat("", [
+		"the waiver of PRECHECK-VER-002 for dba-team (agent upgrade scheduled with the vendor)",
+		" expired on 2026-11-01",
+	]))
 }
 
 test_expired_waiver_of_another_cluster_is_quiet if {
-	d := decide_at(old_agent, [waiver({"cluster_id": "00000000-0000-0000-0000-000000000000"}, "2026-11-01")], ns("2026-11-27T12:00:00Z"))
+	other_cluster := {"cluster_id": "00000000-0000-0000-0000-000000000000"}
+	d := decide_at(old_agent, [waiver(other_cluster, "2026-11-01")], ns("2026-11-27T12:00:00Z"))
 	not t.has_code(d, "PRECHECK-WAIVER-001")
 }
 
@@ -63,7 +79,10 @@ test_scope[note] if {
 		"project": {"scope": {"project_id": "89cd04f168b84af6be287f71730fdb4b"}, "waived": true},
 		"tenant class": {"scope": {"tenant_class": "default"}, "waived": true},
 		"other tenant class": {"scope": {"tenant_class": "regulated"}, "waived": false},
-		"all members must match": {"scope": {"project_id": "89cd04f168b84af6be287f71730fdb4b", "tenant_class": "regulated"}, "waived": false},
+		"all members must match": {
+			"scope": {"project_id": "89cd04f168b84af6be287f71730fdb4b", "tenant_class": "regulated"},
+			"waived": false,
+		},
 	}
 	d := decide_at(old_agent, [waiver(tc.scope, "2027-01-01")], ns("2026-11-27T12:00:00Z"))
 	d.allowed == tc.waived

@@ -15,7 +15,13 @@ import data.precheck.lib
 #   severity: deny
 #   status: 403
 #   remediation: create or choose a KMS key with key_spec {expected} and convert with it
-findings contains {"rule": rego.metadata.rule().custom, "field": "key.key_spec", "message": msg, "expected": "SM4", "actual": lib.describe(spec)} if {
+findings contains {
+	"rule": rego.metadata.rule().custom,
+	"field": "key.key_spec",
+	"message": msg,
+	"expected": "SM4",
+	"actual": lib.describe(spec),
+} if {
 	lib.encrypt.crypt_algorithm == "SMcompatible"
 	spec := object.get(object.get(input, "key", {}), "key_spec", null)
 	spec != "SM4"
