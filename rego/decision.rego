@@ -21,18 +21,21 @@ default global_levels := {}
 global_levels := data.precheck.levels.global
 
 # leveled holds every finding at its level, in the decision's shape, without those turned off. Every package
-# under precheck.rules contributes: a compliance team adds a package, not a line here.
+# under precheck.rules contributes: a compliance team adds a package, not a line here. A finding that leaves
+# out a member counts all the same (the member is empty): a rule must never stop denying because its author
+# left out "expected".
 leveled contains {
 	"code": rule.code,
 	"severity": level,
 	"status": rule.status,
-	"field": f.field,
-	"message": f.message,
-	"expected": f.expected,
-	"actual": f.actual,
-	"remediation": replace(rule.remediation, "{expected}", f.expected),
+	"field": object.get(f, "field", ""),
+	"message": object.get(f, "message", ""),
+	"expected": expected,
+	"actual": object.get(f, "actual", ""),
+	"remediation": replace(rule.remediation, "{expected}", expected),
 } if {
 	f := data.precheck.rules[_].findings[_]
+	expected := object.get(f, "expected", "")
 	rule := f.rule
 	level := object.get(class_levels, rule.code, object.get(global_levels, rule.code, rule.severity))
 	level != "off"

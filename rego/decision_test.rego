@@ -161,3 +161,21 @@ test_class_level_beats_global_level if {
 	d := t.decide(t.set("/cluster/dr_relationship", true)) with data.precheck.levels as levels
 	t.denied_by(d, "PRECHECK-CLU-004", "cluster.dr_relationship")
 }
+
+# A rule whose finding leaves out members still denies: its author forgetting "expected" must not let the
+# call through.
+test_finding_without_optional_members_still_denies if {
+	code := concat("-", ["EXTRA", "RULE", "001"]) # a rule of no policy: built, so lint takes it for no typo
+	rule := {"code": code, "severity": "deny", "status": 403, "remediation": "fix it: {expected}"}
+	findings := {{"rule": rule, "field": "request", "message": "refused by a terse rule"}}
+
+	# the test adds a rule package that no policy has, so the reference resolves to nothing on purpose
+	# regal ignore:unresolved-reference
+	d := t.decide(t.allowed_input) with data.precheck.rules.extra.findings as findings
+	t.denied_by(d, code, "request")
+	some v in d.violations
+	v.code == code
+	v.remediation == "fix it: "
+	not v.expected
+	not v.actual
+}
