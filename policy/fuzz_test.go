@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -18,6 +16,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/util"
 	"github.com/valyala/fastjson"
+
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // FuzzVersionBuiltins: the go-version builtins never panic, give undefined exactly for what go-version
@@ -103,19 +103,12 @@ func FuzzCheckJSON(f *testing.F) {
 }
 
 func addCorpus(f *testing.F) {
-	files, _ := filepath.Glob("testdata/corpus/*.json")
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		var c struct {
-			Input json.RawMessage `json:"input"`
-		}
-		if err := json.Unmarshal(data, &c); err != nil {
-			f.Fatal(err)
-		}
-		f.Add([]byte(c.Input))
+	docs, err := policytest.Corpus("..")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, d := range docs {
+		f.Add(d.JSON)
 	}
 }
 

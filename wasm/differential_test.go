@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	regofs "github.com/precheck/precheck/rego"
 	"github.com/precheck/precheck/wasm"
 	"github.com/precheck/precheck/wasm/internal/opahost"
@@ -33,6 +34,24 @@ var engines = sync.OnceValues(func() ([2]*policy.Engine, error) {
 	return [2]*policy.Engine{r, w}, err
 })
 
+// compiledDefault is the default policy compiled to a module, once per test binary.
+var compiledDefault = sync.OnceValues(func() (*wasm.Module, error) {
+	p, err := policy.Default()
+	if err != nil {
+		return nil, err
+	}
+	return wasm.Compile(context.Background(), p)
+})
+
+func defaultModule(t testing.TB) *wasm.Module {
+	t.Helper()
+	m, err := compiledDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func bothEngines(t testing.TB) (rego, wasm *policy.Engine) {
 	t.Helper()
 	e, err := engines()
@@ -45,33 +64,15 @@ func bothEngines(t testing.TB) (rego, wasm *policy.Engine) {
 // corpus is every input document the project keeps: the policy's test corpus and the examples.
 func corpus(t testing.TB) map[string][]byte {
 	t.Helper()
-	docs := map[string][]byte{}
-	files, _ := filepath.Glob("../policy/testdata/corpus/*.json")
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct {
-			Input json.RawMessage `json:"input"`
-		}
-		if err := json.Unmarshal(data, &c); err != nil {
-			t.Fatal(err)
-		}
-		docs["corpus/"+filepath.Base(f)] = c.Input
+	docs, err := policytest.Documents("..")
+	if err != nil {
+		t.Fatal(err)
 	}
-	examples, _ := filepath.Glob("../examples/inputs/*.json")
-	for _, f := range examples {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs["examples/"+filepath.Base(f)] = data
+	out := make(map[string][]byte, len(docs))
+	for _, d := range docs {
+		out[d.Name] = d.JSON
 	}
-	if len(docs) < 40 {
-		t.Fatalf("only %d documents", len(docs))
-	}
-	return docs
+	return out
 }
 
 // decideBoth decides doc on both engines and fails unless they agree byte for byte (or refuse the document
@@ -231,14 +232,7 @@ func canonical(t *testing.T, data []byte) []byte {
 func rawModule(t *testing.T, data []byte) func(doc []byte) []byte {
 	t.Helper()
 	ctx := context.Background()
-	p, err := policy.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := wasm.Compile(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := defaultModule(t)
 	host, err := opahost.Load(ctx, m.Wasm(), data, opahost.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -300,15 +294,7 @@ func TestModuleResultIsTheDecision(t *testing.T) {
 func TestModuleWithoutDataRefuses(t *testing.T) {
 	eval := rawModule(t, []byte(`{}`))
 	ctx := context.Background()
-	p, err := policy.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := wasm.Compile(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.New(ctx, policyWithoutData(t), policy.WithBackend(wasm.Backend(wasm.Config{Module: m.Wasm()})))
+	e, err := policy.New(ctx, policyWithoutData(t), policy.WithBackend(wasm.Backend(wasm.Config{Module: defaultModule(t).Wasm()})))
 	if err != nil {
 		t.Fatal(err)
 	}

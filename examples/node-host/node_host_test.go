@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -99,16 +100,16 @@ func TestDecisions(t *testing.T) {
 	}
 	var cases []manifestCase
 	for _, doc := range documents(t) {
-		d, err := engine.CheckJSON(ctx, doc.input)
+		d, err := engine.CheckJSON(ctx, doc.JSON)
 		if err != nil {
-			t.Fatalf("%s: precheck gives no decision: %v", doc.name, err)
+			t.Fatalf("%s: precheck gives no decision: %v", doc.Name, err)
 		}
 		decision, err := json.Marshal(d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := manifestCase{Name: doc.name, Input: fmt.Sprintf("%03d.input.json", len(cases)), Decision: fmt.Sprintf("%03d.decision.json", len(cases))}
-		write(c.Input, doc.input)
+		c := manifestCase{Name: doc.Name, Input: fmt.Sprintf("%03d.input.json", len(cases)), Decision: fmt.Sprintf("%03d.decision.json", len(cases))}
+		write(c.Input, doc.JSON)
 		write(c.Decision, decision)
 		cases = append(cases, c)
 	}
@@ -169,43 +170,12 @@ func TestVersionTable(t *testing.T) {
 	runNode(t, node, "versions.test.js")
 }
 
-type document struct {
-	name  string
-	input []byte
-}
-
-// documents are the example inputs (examples/inputs/*.json, each a document) and the corpus
-// (policy/testdata/corpus/*.json, each {"input": document, "want": ...}).
-func documents(t *testing.T) []document {
+// documents are the example inputs and the policy's corpus.
+func documents(t *testing.T) []policytest.Document {
 	t.Helper()
-	var docs []document
-	examples, _ := filepath.Glob(filepath.Join("..", "inputs", "*.json"))
-	for _, f := range examples {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, document{name: "examples/inputs/" + filepath.Base(f), input: b})
-	}
-	corpus, _ := filepath.Glob(filepath.Join("..", "..", "policy", "testdata", "corpus", "*.json"))
-	for _, f := range corpus {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct {
-			Input json.RawMessage `json:"input"`
-		}
-		if err := json.Unmarshal(b, &c); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if c.Input == nil {
-			t.Fatal(errors.New(f + ": no input member"))
-		}
-		docs = append(docs, document{name: "policy/testdata/corpus/" + filepath.Base(f), input: c.Input})
-	}
-	if len(examples) == 0 || len(corpus) == 0 {
-		t.Fatalf("found %d example and %d corpus documents", len(examples), len(corpus))
+	docs, err := policytest.Documents("../..")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return docs
 }

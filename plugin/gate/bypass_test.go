@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -35,15 +33,7 @@ type bypassEngine struct {
 // bypassEngines are built once per test binary: the default policy with the compliance team's data
 // classifying upstreamtest.RegulatedProject as regulated, on the rego and the wasm backend.
 var bypassEngines = sync.OnceValues(func() ([]bypassEngine, error) {
-	dir, err := os.MkdirTemp("", "precheck-bypass-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "data.json"), upstreamtest.TenantData(), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := policy.LoadWithOverrides(dir)
+	p, err := upstreamtest.Policy()
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -43,15 +41,7 @@ type bypassSetup struct {
 // classifying upstreamtest.RegulatedProject as regulated. The wasm backend is one value for the oracle and
 // every server, so that the policy is compiled once.
 var bypassPolicy = sync.OnceValues(func() (*bypassSetup, error) {
-	dir, err := os.MkdirTemp("", "precheck-bypass-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "data.json"), upstreamtest.TenantData(), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := policy.LoadWithOverrides(dir)
+	p, err := upstreamtest.Policy()
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,8 @@ type Config struct {
 	Transport http.RoundTripper
 	// Facts are what the gate decides proxied calls on (default: none, so they are refused as unknown).
 	Facts facts.Provider
-	// FailOpen forwards a proxied call the gate cannot decide instead of refusing it.
+	// FailOpen forwards a proxied call whose facts cannot be gathered, if the request itself is sound (see
+	// gate.WithFailOpen); what the caller sends and a policy that cannot be evaluated still refuse.
 	FailOpen bool
 
 	DecisionLog io.Writer    // JSON lines; nil: none

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -20,7 +22,7 @@ import (
 
 // The calls of the corpus: the API page's example project, cluster and key, a second project and a second
 // key. The corpus expects the test's policy data to classify RegulatedProject as a regulated tenant (see
-// TenantData) and to leave DefaultProject unclassified, and the facts to describe Key only (see Facts).
+// Policy) and to leave DefaultProject unclassified, and the facts to describe Key only (see Facts).
 const (
 	RegulatedProject = "89cd04f168b84af6be287f71730fdb4b"
 	DefaultProject   = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -45,10 +47,19 @@ func Facts() facts.Provider {
 	})
 }
 
-// TenantData is an override data.json (for policy.LoadWithOverrides) in which the compliance team
-// classifies RegulatedProject as "regulated".
-func TenantData() []byte {
-	return []byte(`{"precheck": {"config": {"tenants": {"by_project": {"` + RegulatedProject + `": "regulated"}}}}}`)
+// Policy is the default policy with the override the corpus expects: the compliance team's data classifies
+// RegulatedProject as "regulated".
+func Policy() (*policy.Policy, error) {
+	dir, err := os.MkdirTemp("", "precheck-upstreamtest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	data := `{"precheck": {"config": {"tenants": {"by_project": {"` + RegulatedProject + `": "regulated"}}}}}`
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(data), 0o644); err != nil {
+		return nil, err
+	}
+	return policy.LoadWithOverrides(dir)
 }
 
 // Field is a header field as written on the wire.
