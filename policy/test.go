@@ -2,11 +2,12 @@ package policy
 
 import (
 	"context"
-	"github.com/open-policy-agent/opa/v1/ast"
 	"maps"
+	"path"
 	"regexp"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
@@ -16,12 +17,19 @@ import (
 type TestOptions struct {
 	Coverage bool   // also measure which lines of the policy the tests reach
 	Run      string // only tests whose name matches this regular expression (all when empty)
+	// CoverFiles, when not nil, are the only module files whose lines coverage counts, named relative to
+	// the policy's root (rules/bank.rego): an override's own files, so that a threshold measures the
+	// override's tests on its own rules, not on the default's files they never meant to test.
+	CoverFiles []string
 }
 
 // TestReport is the outcome of a policy's Rego unit tests.
 type TestReport struct {
 	Results  []*tester.Result
 	Coverage *cover.Report // nil unless TestOptions.Coverage
+	// NoOwnTests is set when the policy's top layer has no tests of its own (an override of data alone):
+	// nothing ran, and nothing failed.
+	NoOwnTests bool
 }
 
 // Passed reports whether every test passed (and there was at least one).
@@ -44,7 +52,7 @@ func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error
 	modules := p.Modules()
 	maps.Copy(modules, p.Tests())
 	if len(p.ownTests) == 0 {
-		return &TestReport{}, nil
+		return &TestReport{NoOwnTests: true}, nil
 	}
 	newRunner := func() *tester.Runner {
 		return tester.NewRunner().
@@ -87,7 +95,7 @@ func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error
 	}
 	report.Results = results
 	if cov != nil {
-		report.Coverage = policyCoverage(cov.Report(p.Modules()), p.Modules())
+		report.Coverage = policyCoverage(cov.Report(p.Modules()), p.Modules(), opts.CoverFiles)
 	}
 	return report, nil
 }
@@ -104,11 +112,20 @@ func runTests(ctx context.Context, runner *tester.Runner) ([]*tester.Result, err
 	return results, nil
 }
 
-// policyCoverage keeps the coverage of the policy's own files, not of the tests that exercise them.
-func policyCoverage(r cover.Report, modules map[string]*ast.Module) *cover.Report {
+// policyCoverage keeps the coverage of the policy's own files, not of the tests that exercise them, and,
+// when only is not nil, of those files alone.
+func policyCoverage(r cover.Report, modules map[string]*ast.Module, only []string) *cover.Report {
+	keep := map[string]bool{}
+	for _, f := range only {
+		keep[path.Clean("/"+f)] = true
+	}
 	out := &cover.Report{Files: map[string]*cover.FileReport{}}
 	for file, fr := range r.Files {
 		if _, ok := modules[file]; !ok {
+			continue
+		}
+		// Module names are relative to the policy root, with or without a leading slash (a tarball's).
+		if only != nil && !keep[path.Clean("/"+file)] {
 			continue
 		}
 		out.Files[file] = fr

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -12,76 +10,90 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/spf13/cobra"
+
 	"github.com/precheck/precheck/wasm"
 )
 
-func init() {
-	verbs["build"] = verb{summary: "compile the policy to precheck.wasm (and an OPA bundle with --bundle)", run: runBuild}
-}
+func newBuildCmd(e *env) *cobra.Command {
+	var (
+		pf                                 policyFlags
+		out, bundlePath                    string
+		signingKey, signingAlg, signingKID string
+	)
+	cmd := &cobra.Command{
+		Use:   "build [POLICY] [-o precheck.wasm] [--bundle bundle.tar.gz]",
+		Short: "Compile the policy to precheck.wasm (and an OPA bundle with --bundle)",
+		Long: `Compile the policy to an OPA WebAssembly module (precheck.wasm, entrypoint precheck/decision)
+and, with --bundle, write an OPA bundle (.manifest, data.json, /policy.wasm and the Rego sources) that any
+OPA WebAssembly host can load, and that --policy accepts too. --signing-key signs the bundle as
+opa build --signing-key does.
 
-func runBuild(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("precheck build", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var pf policyFlags
-	pf.register(fs, "")
-	out := fs.String("o", "precheck.wasm", "where to write the compiled module")
-	bundlePath := fs.String("bundle", "", "also write an OPA bundle (.tar.gz: .manifest, data.json, /policy.wasm) here")
-	signingKey := fs.String("signing-key", "", "sign the --bundle as OPA does with this key: a PEM private key file "+
+The policy is the embedded default, or POLICY (or --policy), a directory or bundle layered over it. The
+output depends on the policy alone; files are written 0644 less the umask, replacing the old ones
+atomically.
+
+Exit codes: 0 written, 2 bad usage or an output that cannot be written, 3 a policy that does not compile.`,
+		Example: `  precheck build -o precheck.wasm
+  precheck build examples/policies/regulated-bank -o bank.wasm --bundle bank.tar.gz
+  precheck build --bundle bundle.tar.gz --signing-key key.pem`,
+		Args: pf.positional,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			signing, err := signingFlags(cmd, bundlePath, signingKey, signingAlg, signingKID)
+			if err != nil {
+				return err
+			}
+			p, err := pf.loadOwn()
+			if err != nil {
+				return err
+			}
+			m, err := wasm.Compile(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(out, m.Wasm()); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "wrote %s (%d bytes, revision %s, entrypoint precheck/decision)\n", out, len(m.Wasm()), p.Revision())
+			if bundlePath == "" {
+				return nil
+			}
+			var buf bytes.Buffer
+			if signing != nil {
+				err = m.WriteSignedBundle(&buf, *signing)
+			} else {
+				err = m.WriteBundle(&buf)
+			}
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(bundlePath, buf.Bytes()); err != nil {
+				return err
+			}
+			if signing != nil {
+				fmt.Fprintf(e.stdout, "wrote %s (signed %s, key id %q)\n", bundlePath, signingAlg, signingKID)
+			} else {
+				fmt.Fprintf(e.stdout, "wrote %s\n", bundlePath)
+			}
+			return nil
+		},
+	}
+	pf.register(cmd, "")
+	cmd.Flags().StringVarP(&out, "output", "o", "precheck.wasm", "where to write the compiled module")
+	cmd.Flags().StringVar(&bundlePath, "bundle", "", "also write an OPA bundle (.tar.gz: .manifest, data.json, /policy.wasm) here")
+	cmd.Flags().StringVar(&signingKey, "signing-key", "", "sign the --bundle as OPA does with this key: a PEM private key file "+
 		"(RSA or ECDSA), or a file holding the secret for HS256/384/512")
-	signingAlg := fs.String("signing-alg", "RS256", "the signing algorithm (as serve's --bundle-key-alg)")
-	signingKeyID := fs.String("signing-key-id", wasm.DefaultKeyID, "the key id to sign under (as serve's --bundle-key-id)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return fail(e, usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0))))
-	}
-	signing, err := signingFlags(fs, *bundlePath, *signingKey, *signingAlg, *signingKeyID)
-	if err != nil {
-		return fail(e, err)
-	}
-	p, err := pf.load()
-	if err != nil {
-		return fail(e, err)
-	}
-	m, err := wasm.Compile(ctx, p)
-	if err != nil {
-		return fail(e, err)
-	}
-	if err := writeFileAtomic(*out, m.Wasm()); err != nil {
-		return fail(e, err)
-	}
-	fmt.Fprintf(e.stdout, "wrote %s (%d bytes, revision %s, entrypoint precheck/decision)\n", *out, len(m.Wasm()), p.Revision())
-	if *bundlePath != "" {
-		var buf bytes.Buffer
-		if signing != nil {
-			err = m.WriteSignedBundle(&buf, *signing)
-		} else {
-			err = m.WriteBundle(&buf)
-		}
-		if err != nil {
-			return fail(e, err)
-		}
-		if err := writeFileAtomic(*bundlePath, buf.Bytes()); err != nil {
-			return fail(e, err)
-		}
-		if signing != nil {
-			fmt.Fprintf(e.stdout, "wrote %s (signed %s, key id %q)\n", *bundlePath, *signingAlg, *signingKeyID)
-		} else {
-			fmt.Fprintf(e.stdout, "wrote %s\n", *bundlePath)
-		}
-	}
-	return exitAllowed
+	cmd.Flags().StringVar(&signingAlg, "signing-alg", "RS256", "the signing algorithm (as serve's --bundle-key-alg)")
+	cmd.Flags().StringVar(&signingKID, "signing-key-id", wasm.DefaultKeyID, "the key id to sign under (as serve's --bundle-key-id)")
+	return cmd
 }
 
 // signingFlags checks the signing flags before anything is compiled: nil when the bundle is not to be
 // signed, an error for a key that cannot sign (unreadable, not PEM, not fit for the algorithm).
-func signingFlags(flags *flag.FlagSet, bundlePath, key, alg, keyID string) (*wasm.Signing, error) {
-	set := map[string]bool{}
-	flags.Visit(func(f *flag.Flag) { set[f.Name] = true })
+func signingFlags(cmd *cobra.Command, bundlePath, key, alg, keyID string) (*wasm.Signing, error) {
 	if key == "" {
 		for _, name := range []string{"signing-alg", "signing-key-id"} {
-			if set[name] {
+			if cmd.Flags().Changed(name) {
 				return nil, usageError(fmt.Sprintf("--%s needs --signing-key", name))
 			}
 		}
@@ -103,7 +115,8 @@ func signingFlags(flags *flag.FlagSet, bundlePath, key, alg, keyID string) (*was
 
 // writeFileAtomic writes data to path through a temporary file in the same directory, renamed over path,
 // so that a failed build never leaves half a module where a working one was. The file is created 0644 and
-// the umask applies, as for any file a build tool writes. Errors name path, never the temporary file.
+// the umask applies, as for any file a build tool writes. Errors name path, never the temporary file, and
+// are the command line's (exit 2): the output it names cannot be written.
 func writeFileAtomic(path string, data []byte) error {
 	f, err := createTemp(path)
 	if err != nil {
@@ -146,5 +159,5 @@ func writeError(path string, err error) error {
 	case errors.As(err, &linkErr):
 		err = linkErr.Err
 	}
-	return fmt.Errorf("cannot write %s: %w", path, err)
+	return usageError(fmt.Sprintf("cannot write %s: %v", path, err))
 }

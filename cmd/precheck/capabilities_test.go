@@ -69,7 +69,7 @@ func TestCapabilitiesOutputFile(t *testing.T) {
 	if code, _, errOut := precheck(t, "", "capabilities", "extra"); code != exitUsage || !strings.Contains(errOut, `unexpected argument "extra"`) {
 		t.Errorf("an argument: exit %d, %s", code, errOut)
 	}
-	if code, _, _ := precheck(t, "", "capabilities", "-o", filepath.Join(dir, "missing", "c.json")); code != exitPolicy {
+	if code, _, _ := precheck(t, "", "capabilities", "-o", filepath.Join(dir, "missing", "c.json")); code != exitUsage {
 		t.Errorf("an unwritable -o: exit %d", code)
 	}
 }

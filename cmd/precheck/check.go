@@ -2,23 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/precheck/precheck/policy"
 )
-
-func init() {
-	verbs["check"] = verb{summary: "decide on one input document (file, stdin, or flags)", run: runCheck}
-}
 
 // factFlags are the flags for the common members of the input document. Each sets the member at its path,
 // over what --input holds; members no flag or file gives stay unknown, and the policy refuses unknown facts.
@@ -29,91 +22,127 @@ var factFlags = []struct {
 	{"project-id", "request.project_id", "project ID (path parameter)", false},
 	{"cluster-id", "request.cluster_id", "cluster ID (path parameter)", false},
 	{"algorithm", "request.body.encrypt.crypt_algorithm", "crypt_algorithm: generalCipher or SMcompatible", false},
-	{"key-id", "request.body.encrypt.master_key_id", "master_key_id: the KMS key ID", false},
+	{"key-id", "request.body.encrypt.master_key_id", "master_key_id: the KMS key ID the call names", false},
 	{"key-name", "request.body.encrypt.master_key_name", "master_key_name: the KMS key name", false},
 	{"cluster-version", "cluster.version", "the cluster's version", false},
 	{"agent-version", "cluster.guest_agent_version", "the cluster's guestAgent version", false},
 	{"status", "cluster.status", "the cluster's status (AVAILABLE, ...)", false},
 	{"sub-status", "cluster.sub_status", "the cluster's sub-status (NORMAL, ...)", false},
 	{"task-status", "cluster.task_status", "the cluster's running task (empty when idle)", false},
-	{"encrypted", "cluster.encrypted", "whether the cluster is already encrypted", true},
-	{"dr", "cluster.dr_relationship", "whether the cluster has a disaster-recovery relationship", true},
-	{"key-state", "key.key_state", "the KMS key's key_state (2 = enabled)", false},
+	{"encrypted", "cluster.encrypted", "whether the cluster is already encrypted (--encrypted, --encrypted=false, --encrypted false)", true},
+	{"dr", "cluster.dr_relationship", "whether the cluster has a disaster-recovery relationship (as --encrypted)", true},
+	{"key-fact-id", "key.key_id", "key facts: the ID of the KMS key described (DescribeKey), which must be the one --key-id names", false},
+	{"key-state", "key.key_state", "key facts: the KMS key's key_state (2 = enabled)", false},
+	{"key-spec", "key.key_spec", "key facts: the KMS key's key_spec (AES_256, SM4)", false},
 	{"tenant-class", "tenant.class", "the tenant's compliance class", false},
 }
 
-func runCheck(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("precheck check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var pf policyFlags
-	pf.register(fs, "rego")
-	input := fs.String("input", "", "the input document: a JSON file, or - for stdin")
-	format := fs.String("format", "text", "output: "+formatNames(decisionFormats))
-	at := fs.String("at", "", "decide as if it were this RFC 3339 time (to preview a waiver's expiry)")
-	explain := fs.Bool("explain", false, "also say, for each finding, the rule (file:line), the members it read and their values, and which rules passed")
-	facts := make([]*optional, len(factFlags))
-	for i, f := range factFlags {
-		facts[i] = &optional{path: f.path, boolean: f.boolean}
-		fs.Var(facts[i], f.name, f.usage)
-	}
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: precheck check [--input FILE|-] [fact flags] [--policy PATH] [--engine rego|wasm] [--format text|json]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return fail(e, usageError(fmt.Sprintf("unexpected argument %q (the input is --input FILE)", fs.Arg(0))))
-	}
-	out, ok := decisionFormats[*format]
-	if !ok {
-		return fail(e, usageError(fmt.Sprintf("unknown format %q (want %s)", *format, formatNames(decisionFormats))))
-	}
-	var opts []policy.Option
-	if *at != "" {
-		when, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return fail(e, usageError("--at: "+err.Error()))
+// boolFactFlags are the names of the boolean fact flags.
+func boolFactFlags() []string {
+	var names []string
+	for _, f := range factFlags {
+		if f.boolean {
+			names = append(names, f.name)
 		}
-		opts = append(opts, policy.WithClock(func() time.Time { return when }))
 	}
-	p, err := pf.load()
-	if err != nil {
-		return fail(e, err)
-	}
-	eng, err := pf.newEngine(ctx, p, opts...)
-	if err != nil {
-		return fail(e, err)
-	}
-	defer eng.Close(ctx)
-	doc, err := readInput(e, *input, facts, eng.Limits())
-	if err != nil {
-		return fail(e, err)
-	}
-	d, err := eng.CheckDocument(ctx, doc)
-	if err != nil {
-		return fail(e, err)
-	}
-	if *explain {
-		x, err := p.Explain(doc, d)
-		if err != nil {
-			return fail(e, err)
-		}
-		err = out.writeExplained(e.stdout, d, x, e.terminal)
-		if err != nil {
-			return fail(e, err)
-		}
-	} else if err := out.writeDecision(e.stdout, d, e.terminal); err != nil {
-		return fail(e, err)
-	}
-	if !d.Allowed {
-		return exitDenied
-	}
-	return exitAllowed
+	return names
 }
 
-// readInput builds the input document from --input and the fact flags.
+func newCheckCmd(e *env) *cobra.Command {
+	var (
+		pf      policyFlags
+		input   string
+		format  string
+		at      time.Time
+		explain bool
+	)
+	facts := make([]*optional, len(factFlags))
+	cmd := &cobra.Command{
+		Use:   "check [--input FILE|-] [fact flags]",
+		Short: "Decide on one input document (a file, stdin, or flags)",
+		Long: `Decide on one input document: a JSON or YAML file, stdin (--input -), or flags for the common
+members. Flags set members over what the file holds; a member neither gives stays unknown, and the
+policy refuses unknown facts (the gate fails closed).
+
+Text output shows the verdict, each violation with its field, actual against expected, and the fix;
+--format json prints the decision. --explain adds, for each finding, the rule (file:line), the members
+of the input and data it read and their values, and the rules that were checked and passed.
+
+The boolean fact flags (--encrypted, --dr) take their value after "=" or as the next argument:
+--encrypted, --encrypted=false and --encrypted false all work.
+
+Exit codes: 0 allowed (warnings printed), 1 denied, 2 bad usage or unreadable input, 3 policy or engine
+error.`,
+		Example: `  precheck check --input examples/inputs/allowed-api-example.json
+  precheck check --input doc.yaml --explain
+  cat doc.json | precheck check --input - --format json
+  precheck check --project-id 89cd04f168b84af6be287f71730fdb4b --cluster-id 97cbaab3-939e-4dbc-9187-0fe240f2b9fd \
+    --algorithm generalCipher --key-id 0f3196c8-5c23-469f-84da-92ecd2499dce --cluster-version 8.1.3.310 \
+    --agent-version 8.3.0.200 --status AVAILABLE --task-status "" --encrypted false --dr false \
+    --key-fact-id 0f3196c8-5c23-469f-84da-92ecd2499dce --key-state 2 --tenant-class default`,
+		Args: noArgs("the input is --input FILE"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := decisionFormats[format]
+			var opts []policy.Option
+			if !at.IsZero() {
+				opts = append(opts, policy.WithClock(func() time.Time { return at }))
+			}
+			p, err := pf.load()
+			if err != nil {
+				return err
+			}
+			eng, err := pf.newEngine(cmd.Context(), p, opts...)
+			if err != nil {
+				return err
+			}
+			defer eng.Close(cmd.Context())
+			doc, err := readInput(e, input, facts, eng.Limits())
+			if err != nil {
+				return err
+			}
+			d, err := eng.CheckDocument(cmd.Context(), doc)
+			if err != nil {
+				return err
+			}
+			if explain {
+				// The explanation walks the policy's modules: on a policy of its own (see loadOwn).
+				own, err := pf.loadOwn()
+				if err != nil {
+					return err
+				}
+				x, err := own.Explain(doc, d)
+				if err != nil {
+					return err
+				}
+				err = out.writeExplained(e.stdout, d, x, e.colour())
+				if err != nil {
+					return err
+				}
+			} else if err := out.writeDecision(e.stdout, d, e.colour()); err != nil {
+				return err
+			}
+			if !d.Allowed {
+				return silentExit(exitDenied)
+			}
+			return nil
+		},
+	}
+	pf.register(cmd, "rego")
+	cmd.Flags().StringVar(&input, "input", "", "the input document: a JSON or YAML file, or - for stdin")
+	formatFlag(cmd, &format, decisionFormats)
+	cmd.Flags().Var(timeValue{&at}, "at", "decide as if it were this time, an RFC 3339 time or a date (to preview a waiver's expiry)")
+	cmd.Flags().BoolVar(&explain, "explain", false, "also say, for each finding, the rule (file:line), the members it read and their values, and which rules passed")
+	for i, f := range factFlags {
+		facts[i] = &optional{path: f.path, boolean: f.boolean}
+		flag := cmd.Flags().VarPF(facts[i], f.name, "", f.usage)
+		if f.boolean {
+			flag.NoOptDefVal = "true"
+		}
+	}
+	return cmd
+}
+
+// readInput builds the input document from --input (JSON or YAML) and the fact flags.
 func readInput(e *env, path string, facts []*optional, limits policy.Limits) (*policy.Document, error) {
 	var given []*optional
 	for _, f := range facts {
@@ -122,21 +151,22 @@ func readInput(e *env, path string, facts []*optional, limits policy.Limits) (*p
 		}
 	}
 	if path == "" && len(given) == 0 {
-		return nil, usageError("no input: give --input FILE, --input - for stdin, or fact flags (see precheck check -h)")
+		return nil, usageError("no input: give --input FILE, --input - for stdin, or fact flags")
 	}
 	data := []byte("{}")
+	name := "flags"
 	if path != "" {
 		var err error
-		if data, err = readLimited(e, path, limits.MaxBytes); err != nil {
+		if data, name, err = readLimited(e, path, limits.MaxBytes); err != nil {
 			return nil, err
 		}
 	}
-	doc, err := policy.ReadDocument(data, limits)
+	doc, text, err := readDocumentText(data, name, limits)
 	if err != nil || len(given) == 0 {
 		return doc, err
 	}
 	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(data))
+	dec := json.NewDecoder(bytes.NewReader(text))
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil {
 		return nil, &policy.InputError{Msg: err.Error()}
@@ -144,33 +174,11 @@ func readInput(e *env, path string, facts []*optional, limits policy.Limits) (*p
 	for _, f := range given {
 		setPath(m, strings.Split(f.path, "."), f.value())
 	}
-	data, err = json.Marshal(m)
+	text, err = json.Marshal(m)
 	if err != nil {
 		return nil, &policy.InputError{Msg: err.Error()}
 	}
-	return policy.ReadDocument(data, limits)
-}
-
-// readLimited reads the file (or stdin for "-"), refusing more than limit bytes without reading them all.
-func readLimited(e *env, path string, limit int) ([]byte, error) {
-	var r io.Reader = e.stdin
-	name := "stdin"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, &policy.InputError{Msg: err.Error()}
-		}
-		defer f.Close()
-		r, name = f, path
-	}
-	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, &policy.InputError{Msg: fmt.Sprintf("reading %s: %v", name, err)}
-	}
-	if len(data) > limit {
-		return nil, &policy.InputError{Msg: fmt.Sprintf("%s is over the limit of %d bytes", name, limit)}
-	}
-	return data, nil
+	return policy.ReadDocument(text, limits)
 }
 
 // setPath sets m[path...] = v, making (or replacing) objects on the way: a flag wins over the file.
@@ -207,7 +215,12 @@ func (o *optional) Set(s string) error {
 	return nil
 }
 
-func (o *optional) IsBoolFlag() bool { return o.boolean }
+func (o *optional) Type() string {
+	if o.boolean {
+		return "bool"
+	}
+	return "string"
+}
 
 func (o *optional) value() any {
 	if o.boolean {

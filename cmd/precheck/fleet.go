@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -12,17 +11,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/precheck/precheck/plugin/facts"
 	"github.com/precheck/precheck/policy"
 )
 
-func init() {
-	verbs["fleet"] = verb{summary: "decide on every cluster of an inventory: a readiness report", run: runFleet}
-}
-
 // fleetFormat writes a fleet report. Each format is its own type in its own file (fleet_format_*.go).
 type fleetFormat interface {
-	writeFleet(w io.Writer, r *fleetReport, terminal bool) error
+	writeFleet(w io.Writer, r *fleetReport, colour bool) error
 }
 
 var fleetFormats = map[string]fleetFormat{
@@ -37,94 +34,109 @@ var fleetFormats = map[string]fleetFormat{
 // policy, which is what the wasm engine is fast at.
 const fleetDefaultEngine = "wasm"
 
-func runFleet(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("precheck fleet", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var pf policyFlags
-	pf.register(fs, fleetDefaultEngine)
-	inventory := fs.String("inventory", "", "the clusters: a JSON array of entries, or CSV (a .csv file)")
-	format := fs.String("format", "text", "output: "+formatNames(fleetFormats))
-	at := fs.String("at", "", "decide as if it were this RFC 3339 time (to preview a waiver's expiry); default now")
-	concurrency := fs.Int("concurrency", runtime.GOMAXPROCS(0), "clusters decided at once")
-	failOnBlocked := fs.Bool("fail-on-blocked", false, "exit 1 when any cluster is blocked")
-	var call facts.Encrypt
-	fs.StringVar(&call.CryptAlgorithm, "algorithm", "", "crypt_algorithm for entries whose encrypt does not give one")
-	fs.StringVar(&call.MasterKeyID, "key-id", "", "master_key_id for entries whose encrypt does not give one")
-	fs.StringVar(&call.MasterKeyName, "key-name", "", "master_key_name for entries whose encrypt does not give one")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: precheck fleet --inventory FILE [--algorithm A] [--key-id ID] [--key-name NAME] [--at TIME]")
-		fmt.Fprintln(e.stderr, "                      [--policy PATH] [--engine rego|wasm] [--concurrency N] [--fail-on-blocked]")
-		fmt.Fprintln(e.stderr, "                      [--format "+formatNames(fleetFormats)+"]")
-		fmt.Fprintln(e.stderr, "\nDecides on the intended call for every cluster of the inventory (the entry's encrypt, its missing")
-		fmt.Fprintln(e.stderr, "members taken from the flags) and reports which clusters are ready and what blocks the rest.")
-		fmt.Fprintln(e.stderr, "The engine defaults to wasm here. Exit codes: 0 reported, 1 a cluster is blocked (with")
-		fmt.Fprintln(e.stderr, "--fail-on-blocked), 2 bad usage or inventory, 3 policy or engine error.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return fail(e, usageError(fmt.Sprintf("unexpected argument %q (the clusters are --inventory FILE)", fs.Arg(0))))
-	}
-	out, ok := fleetFormats[*format]
-	if !ok {
-		return fail(e, usageError(fmt.Sprintf("unknown format %q (want %s)", *format, formatNames(fleetFormats))))
-	}
-	if *inventory == "" {
-		return fail(e, usageError("no inventory: give --inventory FILE (see precheck fleet -h)"))
-	}
-	if *concurrency < 1 {
-		return fail(e, usageError(fmt.Sprintf("--concurrency %d: want at least 1", *concurrency)))
-	}
-	// Every cluster is judged at the same instant, which the report states.
-	now := time.Now().UTC()
-	if *at != "" {
-		var err error
-		if now, err = time.Parse(time.RFC3339, *at); err != nil {
-			return fail(e, usageError("--at: "+err.Error()))
-		}
-	}
-	// Reading a large inventory and preparing the policy each take a good part of a second: do both at once.
-	// A bad inventory is reported before a bad policy, as a bad command line would be.
-	var inv *facts.Inventory
-	var invErr error
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		inv, invErr = facts.ReadInventory(*inventory)
-	}()
-	p, eng, err := fleetEngine(ctx, &pf, now)
-	<-read
-	if eng != nil {
-		defer eng.Close(ctx)
-	}
-	if invErr != nil {
-		return fail(e, usageError(invErr.Error()))
-	}
-	if err != nil {
-		return fail(e, err)
-	}
+func newFleetCmd(e *env) *cobra.Command {
+	var (
+		pf              policyFlags
+		inventoryPath   string
+		inventoryFormat string
+		format          string
+		at              time.Time
+		concurrency     int
+		failOnBlocked   bool
+		call            facts.Encrypt
+	)
+	cmd := &cobra.Command{
+		Use:   "fleet --inventory FILE|- [flags]",
+		Short: "Decide on every cluster of an inventory: a readiness report",
+		Long: `Decide on the intended call for every cluster of the inventory (the entry's encrypt, its missing
+members taken from --algorithm, --key-id and --key-name) and report which clusters are ready and what
+blocks the rest.
 
-	progress := startFleetProgress(e, len(inv.Entries))
-	decisions, err := decideFleet(ctx, eng, inv.Entries, call, *concurrency, progress.add)
-	progress.finish()
-	if err != nil {
-		return fail(e, err)
+The inventory is a JSON array of entries, a YAML sequence of them, or CSV with one column per fact, from
+a file or stdin (-). Its format is --inventory-format's, else the file extension's (.json, .yaml, .yml,
+.csv), else the content's (an array: JSON; a YAML sequence: YAML; anything else: CSV).
+
+Every cluster is decided at one instant (--at), with the wasm engine by default. The SARIF report places
+each finding at its entry's line in the inventory file, for code scanning.
+
+Exit codes: 0 reported, 1 a cluster is blocked (with --fail-on-blocked), 2 bad usage or inventory, 3
+policy or engine error.`,
+		Example: `  precheck fleet --inventory clusters.json --algorithm SMcompatible --format markdown
+  precheck fleet --inventory clusters.yaml --format sarif > fleet.sarif
+  inventory-export | precheck fleet --inventory - --inventory-format csv --fail-on-blocked`,
+		Args: noArgs("the clusters are --inventory FILE"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := fleetFormats[format]
+			if inventoryPath == "" {
+				return usageError("no inventory: give --inventory FILE, or --inventory - for stdin")
+			}
+			if !cmd.Flags().Changed("concurrency") {
+				concurrency = runtime.GOMAXPROCS(0)
+			}
+			if concurrency < 1 {
+				return usageError(fmt.Sprintf("--concurrency %d: want at least 1", concurrency))
+			}
+			// Every cluster is judged at the same instant, which the report states.
+			now := time.Now().UTC()
+			if !at.IsZero() {
+				now = at
+			}
+			// Reading a large inventory and preparing the policy each take a good part of a second: do both
+			// at once. A bad inventory is reported before a bad policy, as a bad command line would be.
+			var inv *inventory
+			var invErr error
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				inv, invErr = readInventory(e, inventoryPath, inventoryFormat)
+			}()
+			p, eng, err := fleetEngine(ctx, &pf, now)
+			<-read
+			if eng != nil {
+				defer eng.Close(ctx)
+			}
+			if invErr != nil {
+				return usageError(invErr.Error())
+			}
+			if err != nil {
+				return err
+			}
+
+			progress := startFleetProgress(e, len(inv.Entries))
+			decisions, err := decideFleet(ctx, eng, inv.Entries, call, concurrency, progress.add)
+			progress.finish()
+			if err != nil {
+				return err
+			}
+			r := newFleetReport(p, now, inv, decisions)
+			// A report of thousands of clusters is thousands of small writes: buffer them.
+			w := bufio.NewWriterSize(e.stdout, 64<<10)
+			if err := out.writeFleet(w, r, e.colour()); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if failOnBlocked && r.Summary.Blocked > 0 {
+				return silentExit(exitDenied)
+			}
+			return nil
+		},
 	}
-	r := newFleetReport(p, now, inv.Entries, decisions)
-	// A report of thousands of clusters is thousands of small writes: buffer them.
-	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	if err := out.writeFleet(w, r, e.terminal); err != nil {
-		return fail(e, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fail(e, err)
-	}
-	if *failOnBlocked && r.Summary.Blocked > 0 {
-		return exitDenied
-	}
-	return exitAllowed
+	pf.register(cmd, fleetDefaultEngine)
+	cmd.Flags().StringVar(&inventoryPath, "inventory", "", "the clusters: a JSON array of entries, a YAML sequence, or CSV; - for stdin")
+	choiceFlag(cmd, &inventoryFormat, "inventory-format", "inventory format", "", inventoryFormats,
+		"the inventory's format (default: from the file's extension, else its content)")
+	formatFlag(cmd, &format, fleetFormats)
+	cmd.Flags().Var(timeValue{&at}, "at", "decide as if it were this time, RFC 3339 or a date (to preview a waiver's expiry); default now")
+	// The default is not printed as a number: it is the machine's (GOMAXPROCS), not the command's.
+	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "clusters decided at once (default: GOMAXPROCS, one per CPU)")
+	cmd.Flags().BoolVar(&failOnBlocked, "fail-on-blocked", false, "exit 1 when any cluster is blocked")
+	cmd.Flags().StringVar(&call.CryptAlgorithm, "algorithm", "", "crypt_algorithm for entries whose encrypt does not give one")
+	cmd.Flags().StringVar(&call.MasterKeyID, "key-id", "", "master_key_id for entries whose encrypt does not give one")
+	cmd.Flags().StringVar(&call.MasterKeyName, "key-name", "", "master_key_name for entries whose encrypt does not give one")
+	return cmd
 }
 
 // fleetEngine loads the policy the flags name and prepares it with the fleet's clock.

@@ -3,15 +3,20 @@ package main
 import (
 	"cmp"
 	"io"
-	"runtime/debug"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/precheck/precheck/policy"
 )
 
 // fleetSARIF writes the report as SARIF 2.1.0, for code-scanning dashboards: a rule for every code the
 // report names (its title, description and fix from the policy's catalog) and a result for every finding,
-// located at its cluster (a logical location named project/cluster).
+// located at its cluster: physically at the cluster's entry in the inventory file (its URI relative to the
+// working directory, as code scanning resolves it against the repository, and the entry's first line), and
+// logically by a location named project/cluster.
 type fleetSARIF struct{}
 
 const (
@@ -72,7 +77,21 @@ type sarifResult struct {
 }
 
 type sarifLocation struct {
+	PhysicalLocation *sarifPhysicalLocation `json:"physicalLocation,omitempty"`
 	LogicalLocations []sarifLogicalLocation `json:"logicalLocations"`
+}
+
+type sarifPhysicalLocation struct {
+	ArtifactLocation sarifArtifactLocation `json:"artifactLocation"`
+	Region           *sarifRegion          `json:"region,omitempty"`
+}
+
+type sarifArtifactLocation struct {
+	URI string `json:"uri"`
+}
+
+type sarifRegion struct {
+	StartLine int `json:"startLine"`
 }
 
 type sarifLogicalLocation struct {
@@ -111,11 +130,19 @@ func (fleetSARIF) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 		index[reason.Code] = i
 	}
 	results := []sarifResult{}
+	uri := sarifURI(r.inventory)
 	for i := range r.Clusters {
 		c := &r.Clusters[i]
 		location := []sarifLocation{{LogicalLocations: []sarifLogicalLocation{{
 			Name: c.ClusterID, FullyQualifiedName: c.name(), Kind: "resource",
 		}}}}
+		// An inventory read from stdin has no file to point at: its findings keep the logical location.
+		if uri != "" {
+			location[0].PhysicalLocation = &sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: uri}}
+			if c.line > 0 {
+				location[0].PhysicalLocation.Region = &sarifRegion{StartLine: c.line}
+			}
+		}
 		add := func(level string, v policy.Violation) {
 			results = append(results, sarifResult{
 				RuleID:    v.Code,
@@ -141,7 +168,7 @@ func (fleetSARIF) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 		Version: sarifVersion,
 		Runs: []sarifRun{{
 			Tool: sarifTool{Driver: sarifDriver{
-				Name: "precheck", InformationURI: precheckURI, Version: precheckVersion(), Rules: rules,
+				Name: "precheck", InformationURI: precheckURI, Version: buildVersions().Precheck, Rules: rules,
 			}},
 			Results: results,
 			Properties: sarifRunProperties{
@@ -151,11 +178,20 @@ func (fleetSARIF) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 	})
 }
 
-// precheckVersion is the version of the precheck module the binary was built from, as Go recorded it
-// ("(devel)" for a build from a work tree without version control information).
-func precheckVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+// sarifURI is the inventory file as a URI reference: relative to the working directory (a repository's
+// root, where code scanning runs), or an absolute file URI for a file outside it; "" for stdin.
+func sarifURI(path string) string {
+	if path == "" {
+		return ""
 	}
-	return "(devel)"
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return (&url.URL{Path: filepath.ToSlash(path)}).String()
+	}
+	if cwd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(cwd, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return (&url.URL{Path: filepath.ToSlash(rel)}).String()
+		}
+	}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 }

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/precheck/precheck/plugin/facts"
 	"github.com/precheck/precheck/policy"
 )
 
@@ -17,6 +16,8 @@ type fleetReport struct {
 	At       string         `json:"at"`
 	Summary  fleetSummary   `json:"summary"`
 	Clusters []fleetCluster `json:"clusters"` // in inventory order
+	// inventory is the inventory's file as given ("" for stdin), where SARIF locates the findings.
+	inventory string
 }
 
 type fleetSummary struct {
@@ -44,6 +45,8 @@ type fleetCluster struct {
 	Verdict    string             `json:"verdict"` // verdictReady or verdictBlocked
 	Violations []policy.Violation `json:"violations"`
 	Warnings   []policy.Violation `json:"warnings"`
+	// line is the line of the cluster's entry in the inventory (0 when not known).
+	line int
 }
 
 const (
@@ -60,11 +63,13 @@ func (c *fleetCluster) name() string {
 }
 
 // newFleetReport builds the report from the decisions, which are in the entries' order.
-func newFleetReport(p *policy.Policy, at time.Time, entries []facts.Entry, decisions []*policy.Decision) *fleetReport {
+func newFleetReport(p *policy.Policy, at time.Time, inv *inventory, decisions []*policy.Decision) *fleetReport {
+	entries := inv.Entries
 	r := &fleetReport{
-		Policy:   p.Source(),
-		At:       at.Format(time.RFC3339),
-		Clusters: make([]fleetCluster, len(entries)),
+		Policy:    p.Source(),
+		At:        at.Format(time.RFC3339),
+		Clusters:  make([]fleetCluster, len(entries)),
+		inventory: inv.source,
 	}
 	blocked, warned := map[string]int{}, map[string]int{}
 	for i, d := range decisions {
@@ -74,6 +79,9 @@ func newFleetReport(p *policy.Policy, at time.Time, entries []facts.Entry, decis
 			Verdict:    verdictReady,
 			Violations: d.Violations,
 			Warnings:   d.Warnings,
+		}
+		if i < len(inv.lines) {
+			c.line = inv.lines[i]
 		}
 		if !d.Allowed {
 			c.Verdict = verdictBlocked

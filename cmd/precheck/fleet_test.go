@@ -155,9 +155,9 @@ func TestFleetEnginesAgree(t *testing.T) {
 	if rego != wasm || wasm != byDefault {
 		t.Errorf("engines disagree:\n--- rego\n%s\n--- wasm\n%s", rego, wasm)
 	}
-	_, _, errOut := precheck(t, "", "fleet", "-h")
-	if !strings.Contains(errOut, `(default "wasm")`) {
-		t.Errorf("usage does not say the engine defaults to wasm:\n%s", errOut)
+	_, help, _ := precheck(t, "", "fleet", "-h")
+	if !strings.Contains(help, `(default "wasm")`) {
+		t.Errorf("usage does not say the engine defaults to wasm:\n%s", help)
 	}
 }
 
@@ -404,12 +404,12 @@ func TestFleetBadUsageAndInventory(t *testing.T) {
 		{"unknown CSV column", []string{"--inventory", badColumn}, `unknown column "guest_agent"`},
 		{"ragged CSV", []string{"--inventory", ragged}, "line 3"},
 		{"no inventory", nil, "no inventory"},
-		{"bad --at", []string{"--inventory", fleetInventory, "--at", "tomorrow"}, "--at:"},
+		{"bad --at", []string{"--inventory", fleetInventory, "--at", "tomorrow"}, `for "--at" flag`},
 		{"unknown format", []string{"--inventory", fleetInventory, "--format", "xml"}, `unknown format "xml"`},
 		{"unknown engine", []string{"--inventory", fleetInventory, "--engine", "jit"}, `unknown engine "jit"`},
 		{"no workers", []string{"--inventory", fleetInventory, "--concurrency", "0"}, "--concurrency 0"},
 		{"stray argument", []string{fleetInventory}, "unexpected argument"},
-		{"unknown flag", []string{"--inventroy", fleetInventory}, "flag provided but not defined"},
+		{"unknown flag", []string{"--inventroy", fleetInventory}, "unknown flag: --inventroy (did you mean --inventory?)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

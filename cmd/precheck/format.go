@@ -3,9 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"maps"
-	"slices"
-	"strings"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -20,10 +17,6 @@ type decisionFormat interface {
 var decisionFormats = map[string]decisionFormat{
 	"text": textFormat{},
 	"json": jsonFormat{},
-}
-
-func formatNames[T any](m map[string]T) string {
-	return strings.Join(slices.Sorted(maps.Keys(m)), "|")
 }
 
 // writeJSON writes v as indented JSON without HTML escaping (messages hold <, > and &).

@@ -14,8 +14,9 @@ func (jsonFormat) writeDecision(w io.Writer, d *policy.Decision, _ bool) error {
 }
 
 func (jsonFormat) writeExplained(w io.Writer, d *policy.Decision, x *policy.Explanation, _ bool) error {
+	// The decision's members stay at the top level, so that a reader of decisions reads this one too.
 	return writeJSON(w, struct {
-		Decision    *policy.Decision    `json:"decision"`
+		*policy.Decision
 		Explanation *policy.Explanation `json:"explanation"`
 	}{d, x})
 }

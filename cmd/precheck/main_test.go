@@ -5,26 +5,30 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/precheck/precheck/policy"
 )
 
-var update = flag.Bool("update", false, "rewrite the README's generated rule catalog")
+var update = flag.Bool("update", false, "rewrite the README's generated rule catalog and the golden files")
 
 // precheck runs the command in-process and returns its exit code and output.
 func precheck(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
+	// Each run has its own streams and an empty environment, so that tests can run in parallel.
 	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut}
 	code = run(context.Background(), e, args)
 	return code, out.String(), errOut.String()
 }
 
 func TestCheckExamples(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("../../examples/inputs/*.json")
 	if len(files) < 5 {
 		t.Fatalf("only %d examples", len(files))
@@ -52,6 +56,7 @@ func TestCheckExamples(t *testing.T) {
 }
 
 func TestCheckTextOutput(t *testing.T) {
+	t.Parallel()
 	code, out, _ := precheck(t, "", "check", "--input", "../../examples/inputs/denied-guest-agent-too-old.json")
 	if code != exitDenied {
 		t.Fatalf("exit %d", code)
@@ -79,6 +84,7 @@ func TestCheckTextOutput(t *testing.T) {
 }
 
 func TestCheckStdin(t *testing.T) {
+	t.Parallel()
 	doc, _ := os.ReadFile("../../examples/inputs/allowed-api-example.json")
 	code, out, errOut := precheck(t, string(doc), "check", "--input", "-", "--format", "json")
 	if code != exitAllowed || !strings.Contains(out, `"allowed": true`) {
@@ -87,6 +93,7 @@ func TestCheckStdin(t *testing.T) {
 }
 
 func TestCheckFlags(t *testing.T) {
+	t.Parallel()
 	all := []string{"check",
 		"--project-id", "89cd04f168b84af6be287f71730fdb4b", "--cluster-id", "97cbaab3-939e-4dbc-9187-0fe240f2b9fd",
 		"--algorithm", "SMcompatible", "--key-id", "0f3196c8-5c23-469f-84da-92ecd2499dce",
@@ -113,6 +120,7 @@ func TestCheckFlags(t *testing.T) {
 }
 
 func TestCheckBadUsageAndInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	malformed := filepath.Join(dir, "malformed.json")
 	os.WriteFile(malformed, []byte("{\n  \"request\": {\n    \"project_id\": 12,,\n  }\n}\n"), 0o644)
@@ -133,13 +141,17 @@ func TestCheckBadUsageAndInput(t *testing.T) {
 		{"too deep", []string{"check", "--input", deepObj}, "nested deeper than the limit of 32 levels"},
 		{"missing file", []string{"check", "--input", filepath.Join(dir, "nope.json")}, "no such file"},
 		{"no input", []string{"check"}, "no input"},
-		{"unknown flag", []string{"check", "--nope"}, "flag provided but not defined"},
+		{"unknown flag", []string{"check", "--nope"}, "unknown flag: --nope; see 'precheck check --help'"},
+		{"misspelt flag", []string{"check", "--inptu", "x.json"}, "unknown flag: --inptu (did you mean --input?)"},
 		{"bad bool", []string{"check", "--encrypted=maybe"}, "want true or false"},
 		{"unknown engine", []string{"check", "--input", malformed, "--engine", "jit"}, `unknown engine "jit"`},
 		{"unknown format", []string{"check", "--input", malformed, "--format", "xml"}, `unknown format "xml"`},
 		{"stray argument", []string{"check", "file.json"}, "unexpected argument"},
-		{"unknown command", []string{"chekc"}, `unknown command "chekc"`},
-		{"no command", nil, "Usage: precheck <command>"},
+		{"unknown command", []string{"chekc"}, `unknown command "chekc" (did you mean "check"?); see 'precheck --help'`},
+		{"no command", nil, "Available Commands:"},
+		{"bad --at", []string{"check", "--at", "tomorrow"}, `"tomorrow" is neither an RFC 3339 time`},
+		{"bool as a stray value", []string{"check", "--explain", "false"}, `unexpected argument "false"`},
+		{"missing policy", []string{"check", "--policy", "nosuchdir"}, "--policy nosuchdir: no such file or directory"},
 		{"no-default alone", []string{"rules", "--no-default"}, "--no-default needs --policy"},
 	}
 	for _, tt := range tests {
@@ -156,6 +168,7 @@ func TestCheckBadUsageAndInput(t *testing.T) {
 }
 
 func TestBrokenPolicyIsExit3(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package precheck.rules.broken\n\nx := y\n"), 0o644)
 	code, _, errOut := precheck(t, "", "check", "--input", "../../examples/inputs/allowed-api-example.json", "--policy", dir)
@@ -167,13 +180,15 @@ func TestBrokenPolicyIsExit3(t *testing.T) {
 	if code != exitPolicy || !strings.Contains(errOut, "broken.rego:4:0: rego_parse_error") {
 		t.Errorf("parse error: exit %d, stderr:\n%s", code, errOut)
 	}
+	// A policy path that is not there is a mistake in the command line, not a broken policy.
 	code, _, errOut = precheck(t, "", "check", "--input", "x.json", "--policy", filepath.Join(dir, "missing"))
-	if code != exitPolicy || !strings.Contains(errOut, "missing") {
+	if code != exitUsage || !strings.Contains(errOut, "missing") {
 		t.Errorf("missing policy: exit %d, stderr:\n%s", code, errOut)
 	}
 }
 
 func TestPolicyFlags(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_cluster_version": "9.0.0"}}}`), 0o644)
 	code, out, _ := precheck(t, "", "check", "--input", "../../examples/inputs/allowed-api-example.json", "--policy", dir)
@@ -186,12 +201,14 @@ func TestPolicyFlags(t *testing.T) {
 	}
 }
 
+// TestTestVerb runs the verb on a few tests each time: the whole Rego suite is rego/'s own test's.
 func TestTestVerb(t *testing.T) {
-	code, out, errOut := precheck(t, "", "test", "--coverage")
-	if code != exitAllowed || !strings.Contains(out, "PASS: ") || !strings.Contains(out, "coverage: ") {
+	t.Parallel()
+	code, out, errOut := precheck(t, "", "test", "--coverage", "--run", "test_builtins", "-v")
+	if code != exitAllowed || !strings.Contains(out, "PASS: ") || !strings.Contains(out, "coverage: ") || !strings.Contains(out, "decision.rego") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	code, _, errOut = precheck(t, "", "test", "--coverage", "--threshold", "100.1")
+	code, _, errOut = precheck(t, "", "test", "--coverage", "--run", "test_builtins", "--threshold", "100.1")
 	if code != exitDenied || !strings.Contains(errOut, "below the threshold") {
 		t.Errorf("threshold: exit %d\n%s", code, errOut)
 	}
@@ -219,6 +236,7 @@ test_example_is_denied if {
 }
 
 func TestRulesVerb(t *testing.T) {
+	t.Parallel()
 	p, err := policy.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -265,6 +283,7 @@ func TestREADMECatalogIsCurrent(t *testing.T) {
 // TestREADMEQuickStart keeps the README's Quick start true: exactly two commands, the first checking an
 // example with the embedded default policy (run here in-process), the second the test command CI runs.
 func TestREADMEQuickStart(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +330,7 @@ func TestREADMEQuickStart(t *testing.T) {
 // TestWasmEngineMatchesRego: --engine wasm gives the same output and exit code as --engine rego on every
 // example, in both formats.
 func TestWasmEngineMatchesRego(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("../../examples/inputs/*.json")
 	for _, f := range files {
 		for _, format := range []string{"json", "text"} {
@@ -324,6 +344,7 @@ func TestWasmEngineMatchesRego(t *testing.T) {
 }
 
 func TestBuildVerb(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod, bundlePath := filepath.Join(dir, "precheck.wasm"), filepath.Join(dir, "bundle.tar.gz")
 	code, out, errOut := precheck(t, "", "build", "-o", mod, "--bundle", bundlePath)
@@ -355,6 +376,7 @@ func TestBuildVerb(t *testing.T) {
 
 // TestExplainGolden compares `check --explain` with golden files (go test -run Golden -update rewrites them).
 func TestExplainGolden(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		input, golden string
 		code          int
@@ -372,12 +394,21 @@ func TestExplainGolden(t *testing.T) {
 		})
 	}
 	code, out, _ := precheck(t, "", "check", "--input", "../../examples/inputs/denied-guest-agent-too-old.json", "--explain", "--format", "json")
+	// The decision's members at the top level, as without --explain, and the explanation beside them.
 	var doc struct {
-		Decision    policy.Decision    `json:"decision"`
+		policy.Decision
 		Explanation policy.Explanation `json:"explanation"`
 	}
 	if code != exitDenied || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Explanation.Findings) != 2 {
 		t.Fatalf("json: exit %d\n%s", code, out)
+	}
+	if doc.Allowed || len(doc.Violations) != 1 || doc.Violations[0].Code != "PRECHECK-VER-002" || doc.Error == nil {
+		t.Errorf("the decision is not at the top level: %+v", doc.Decision)
+	}
+	var members map[string]json.RawMessage
+	json.Unmarshal([]byte(out), &members)
+	if _, ok := members["decision"]; ok || len(members) != 5 {
+		t.Errorf("top-level members %v, want allowed, violations, warnings, error, explanation", slices.Sorted(maps.Keys(members)))
 	}
 	reads := doc.Explanation.Findings[0].Reads // violations first, then warnings
 	if len(reads) != 2 || reads[1].Path != "input.cluster.guest_agent_version" || reads[1].Value != `"8.3.0.199"` {
@@ -406,6 +437,7 @@ func golden(t *testing.T, name, got string) {
 // TestFmtAndLintThePolicies: the default policy and the example override are formatted and lint clean (CI
 // also runs the commands themselves).
 func TestFmtAndLintThePolicies(t *testing.T) {
+	t.Parallel()
 	if code, out, errOut := precheck(t, "", "fmt", "--check", "../../rego", "../../examples/policies"); code != exitAllowed {
 		t.Errorf("fmt --check: exit %d\n%s%s", code, out, errOut)
 	}
@@ -419,8 +451,8 @@ func TestFmtAndLintThePolicies(t *testing.T) {
 	if code, out, _ := precheck(t, "", "fmt", "--check", dir); code != exitDenied || !strings.Contains(out, "ugly.rego") {
 		t.Errorf("an unformatted file: exit %d\n%s", code, out)
 	}
-	if code, _, _ := precheck(t, "", "fmt", dir); code != exitAllowed {
-		t.Error("fmt did not format")
+	if code, _, _ := precheck(t, "", "fmt", "-w", dir); code != exitAllowed {
+		t.Error("fmt -w did not format")
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "ugly.rego")); string(data) != "package ugly\n\nx := 1\n" {
 		t.Errorf("formatted to %q", data)
@@ -428,6 +460,7 @@ func TestFmtAndLintThePolicies(t *testing.T) {
 }
 
 func TestRulesWaivers(t *testing.T) {
+	t.Parallel()
 	code, out, errOut := precheck(t, "", "rules", "--policy", "../../examples/policies/regulated-bank", "--waivers", "--at", "2027-01-20T00:00:00Z")
 	if code != exitAllowed || !strings.Contains(out, "[0] stale    PRECHECK-VER-002 for cluster_id=97cbaab3-939e-4dbc-9187-0fe240f2b9fd, until 2027-02-01") {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
 	dws "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/dws/v2"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/spf13/cobra"
 
 	"github.com/precheck/precheck/plugin/facts"
 	"github.com/precheck/precheck/plugin/facts/dwsapi"
@@ -24,128 +23,158 @@ import (
 	"github.com/precheck/precheck/policy"
 )
 
-func init() {
-	verbs["serve"] = verb{summary: "serve decisions over HTTP, and the gate as a proxy in front of the DWS API", run: runServe}
-}
+func newServeCmd(e *env) *cobra.Command {
+	var (
+		pf                                     policyFlags
+		addr, bundleURL, bundleKey             string
+		bundleKeyID, bundleKeyAlg              string
+		upstream, inventoryPath, decisionLog   string
+		inventoryFormat                        string
+		factsAPI, failOpen                     bool
+		maxBody                                int64
+		maxInFlight, maxConns                  int
+		bundlePoll, headerTimeout, bodyTimeout time.Duration
+		drain                                  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Serve decisions over HTTP, and the gate as a proxy in front of the DWS API",
+		Long: `Serve decisions over HTTP (POST /v1/precheck: an input document, or OPA's {"input": ...}
+envelope, in; the decision out), health (/healthz, /readyz) and Prometheus metrics (/metrics). With
+--upstream, it is also the gate as a reverse proxy in front of the DWS API: a refused encrypt call is
+answered in the API's error shape and never forwarded.
 
-func runServe(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("precheck serve", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var pf policyFlags
-	pf.register(fs, "rego")
-	addr := fs.String("addr", "127.0.0.1:8181", "address to listen on")
-	bundleURL := fs.String("bundle-url", "", "load the policy from this OPA bundle service URL instead (polled with ETag)")
-	bundlePoll := fs.Duration("bundle-poll", 30*time.Second, "how often to poll --bundle-url")
-	bundleKey := fs.String("bundle-key", "", "PEM public key: bundles must be signed with it (OPA bundle signatures)")
-	bundleKeyID := fs.String("bundle-key-id", "default", "the key id bundles are signed under")
-	bundleKeyAlg := fs.String("bundle-key-alg", "RS256", "the signing algorithm")
-	upstream := fs.String("upstream", "", "the DWS API endpoint: act as the gate in front of it (refused calls are never forwarded)")
-	inventory := fs.String("inventory", "", "facts for proxied calls: an inventory file (JSON or CSV)")
-	factsAPI := fs.Bool("facts-from-api", false, "also gather facts from the DWS API at --upstream through the SDK "+
-		"(credentials from HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_PROJECT_ID)")
-	failOpen := fs.Bool("fail-open", false, "forward a proxied call when its facts cannot be gathered (default: refuse)")
-	decisionLog := fs.String("decision-log", "", "write the decision log (JSON lines) to this file, or - for stdout")
-	maxBody := fs.Int64("max-body", int64(policy.DefaultLimits.MaxBytes), "largest request body, in bytes; larger are answered 413")
-	maxInFlight := fs.Int("max-in-flight", server.DefaultMaxInFlight, "most requests served at once, their bodies read; more are answered 503")
-	maxConns := fs.Int("max-conns-per-client", server.DefaultMaxConnsPerClient, "most connections one client IP address may hold open; "+
-		"more are closed at once (behind a load balancer, every client has its address: raise it)")
-	headerTimeout := fs.Duration("read-header-timeout", server.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
-	bodyTimeout := fs.Duration("body-read-timeout", server.DefaultBodyReadTimeout, "how long a client may take to send a request's body; "+
-		"slower are answered 408 (no request holds an in-flight slot while its body arrives)")
-	drain := fs.Duration("drain", 30*time.Second, "on shutdown, how long requests in flight may take to finish")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	// The server takes 0 for its default: a 0 given here (meant, perhaps, as "no limit") would silently be
-	// the default, so it is refused instead.
-	for _, f := range []struct {
-		name     string
-		positive bool
-	}{{"max-body", *maxBody > 0}, {"max-in-flight", *maxInFlight > 0}, {"max-conns-per-client", *maxConns > 0},
-		{"read-header-timeout", *headerTimeout > 0}, {"body-read-timeout", *bodyTimeout > 0}} {
-		if !f.positive {
-			return fail(e, usageError(fmt.Sprintf("--%s must be positive", f.name)))
-		}
-	}
-	backend, ok := backends[pf.engine]
-	if !ok {
-		return fail(e, usageError(fmt.Sprintf("unknown engine %q (want %s)", pf.engine, engineNames())))
-	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+The policy is the embedded default, --policy (watched, and reloaded on change or SIGHUP), or an OPA
+bundle service (--bundle-url, polled with ETag; a failed poll is logged and retried with exponential
+backoff). A reload that fails keeps the last good policy.
 
-	cfg := server.Config{Backend: backend, Logger: logger, FailOpen: *failOpen, MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
-		MaxConnsPerClient: *maxConns, ReadHeaderTimeout: *headerTimeout, BodyReadTimeout: *bodyTimeout}
-	switch {
-	case *bundleURL != "" && pf.path != "":
-		return fail(e, usageError("give --policy or --bundle-url, not both"))
-	case *bundleURL != "":
-		svc := &server.BundleService{URL: *bundleURL, Interval: *bundlePoll}
-		if *bundleKey != "" {
-			pem, err := os.ReadFile(*bundleKey)
-			if err != nil {
-				return fail(e, usageError("--bundle-key: "+err.Error()))
-			}
-			svc.Verify = bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{
-				*bundleKeyID: {Key: string(pem), Algorithm: *bundleKeyAlg},
-			}, *bundleKeyID, "", nil)
-		}
-		cfg.Source = svc
-	default:
-		var paths []string
-		if pf.path != "" {
-			paths = []string{pf.path}
-		}
-		cfg.Source = &server.Files{Read: pf.load, Paths: paths, Name: policySourceName(pf)}
-	}
-	if *upstream != "" {
-		u, err := url.Parse(*upstream)
-		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fail(e, usageError(fmt.Sprintf("--upstream %q is not an absolute URL", *upstream)))
-		}
-		cfg.Upstream = u
-		provider, err := factsProvider(*inventory, *factsAPI, *upstream)
-		if err != nil {
-			return fail(e, err)
-		}
-		cfg.Facts = provider
-	}
-	if *decisionLog != "" {
-		w, closeLog, err := openLog(e, *decisionLog)
-		if err != nil {
-			return fail(e, usageError("--decision-log: "+err.Error()))
-		}
-		defer closeLog()
-		cfg.DecisionLog = w
-	}
+SIGTERM or SIGINT drains the requests in flight (--drain) and exits 0.
 
-	s, err := server.New(ctx, cfg)
-	if err != nil {
-		return fail(e, err)
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fail(e, usageError(err.Error()))
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := s.Reload(ctx); err != nil {
-					logger.Warn("policy reload on SIGHUP failed; the last good policy keeps serving", "error", err)
+Exit codes: 0 stopped, 2 bad usage (or an address that cannot be listened on), 3 a policy that does not
+load.`,
+		Example: `  precheck serve --addr 127.0.0.1:8181 --policy my-overrides --decision-log -
+  precheck serve --bundle-url https://bundles.example/precheck.tar.gz --bundle-key pub.pem
+  precheck serve --upstream https://dws.example.com --inventory clusters.yaml --facts-from-api`,
+		Args: noArgs("serve takes flags only"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			// The server takes 0 for its default: a 0 given here (meant, perhaps, as "no limit") would
+			// silently be the default, so it is refused instead.
+			for _, f := range []struct {
+				name     string
+				positive bool
+			}{{"max-body", maxBody > 0}, {"max-in-flight", maxInFlight > 0}, {"max-conns-per-client", maxConns > 0},
+				{"read-header-timeout", headerTimeout > 0}, {"body-read-timeout", bodyTimeout > 0}} {
+				if !f.positive {
+					return usageError(fmt.Sprintf("--%s must be positive", f.name))
 				}
 			}
-		}
-	}()
-	fmt.Fprintf(e.stdout, "precheck serving on http://%s\n", ln.Addr())
-	if err := s.Serve(ctx, ln, *drain); err != nil {
-		return fail(e, err)
+			if factsAPI && upstream == "" {
+				return usageError("--facts-from-api gathers the facts of proxied calls: it needs --upstream")
+			}
+			if inventoryPath != "" && upstream == "" {
+				return usageError("--inventory gives the facts of proxied calls: it needs --upstream")
+			}
+			backend := backends[pf.engine]
+			logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+
+			cfg := server.Config{Backend: backend, Logger: logger, FailOpen: failOpen, MaxBodyBytes: maxBody, MaxInFlight: maxInFlight,
+				MaxConnsPerClient: maxConns, ReadHeaderTimeout: headerTimeout, BodyReadTimeout: bodyTimeout}
+			switch {
+			case bundleURL != "" && pf.path != "":
+				return usageError("give --policy or --bundle-url, not both")
+			case bundleURL != "":
+				svc := &server.BundleService{URL: bundleURL, Interval: bundlePoll, Logger: logger}
+				if bundleKey != "" {
+					pem, err := os.ReadFile(bundleKey)
+					if err != nil {
+						return usageError("--bundle-key: " + err.Error())
+					}
+					svc.Verify = bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{
+						bundleKeyID: {Key: string(pem), Algorithm: bundleKeyAlg},
+					}, bundleKeyID, "", nil)
+				}
+				cfg.Source = svc
+			default:
+				var paths []string
+				if pf.path != "" {
+					paths = []string{pf.path}
+				}
+				cfg.Source = &server.Files{Read: pf.loadOwn, Paths: paths, Name: policySourceName(pf)}
+			}
+			if upstream != "" {
+				u, err := url.Parse(upstream)
+				if err != nil || u.Scheme == "" || u.Host == "" {
+					return usageError(fmt.Sprintf("--upstream %q is not an absolute URL", upstream))
+				}
+				cfg.Upstream = u
+				provider, err := factsProvider(e, inventoryPath, inventoryFormat, factsAPI, upstream)
+				if err != nil {
+					return err
+				}
+				cfg.Facts = provider
+			}
+			if decisionLog != "" {
+				w, closeLog, err := openLog(e, decisionLog)
+				if err != nil {
+					return usageError("--decision-log: " + err.Error())
+				}
+				defer closeLog()
+				cfg.DecisionLog = w
+			}
+
+			s, err := server.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return usageError(err.Error())
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						if err := s.Reload(ctx); err != nil {
+							logger.Warn("policy reload on SIGHUP failed; the last good policy keeps serving", "error", err)
+						}
+					}
+				}
+			}()
+			fmt.Fprintf(e.stdout, "precheck serving on http://%s\n", ln.Addr())
+			return s.Serve(ctx, ln, drain)
+		},
 	}
-	return exitAllowed
+	pf.register(cmd, "rego")
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8181", "address to listen on")
+	f.StringVar(&bundleURL, "bundle-url", "", "load the policy from this OPA bundle service URL instead (polled with ETag)")
+	durationFlag(cmd, &bundlePoll, "bundle-poll", 30*time.Second, "how often to poll --bundle-url")
+	f.StringVar(&bundleKey, "bundle-key", "", "PEM public key: bundles must be signed with it (OPA bundle signatures)")
+	f.StringVar(&bundleKeyID, "bundle-key-id", "default", "the key id bundles are signed under")
+	f.StringVar(&bundleKeyAlg, "bundle-key-alg", "RS256", "the signing algorithm")
+	f.StringVar(&upstream, "upstream", "", "the DWS API endpoint: act as the gate in front of it (refused calls are never forwarded)")
+	f.StringVar(&inventoryPath, "inventory", "", "with --upstream: facts for proxied calls, an inventory file (JSON, YAML or CSV)")
+	choiceFlag(cmd, &inventoryFormat, "inventory-format", "inventory format", "", inventoryFormats,
+		"the inventory's format (default: from the file's extension, else its content)")
+	f.BoolVar(&factsAPI, "facts-from-api", false, "with --upstream: also gather facts from the DWS API there through the SDK "+
+		"(credentials from HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_PROJECT_ID)")
+	f.BoolVar(&failOpen, "fail-open", false, "forward a proxied call when its facts cannot be gathered (default: refuse)")
+	f.StringVar(&decisionLog, "decision-log", "", "write the decision log (JSON lines) to this file, or - for stdout")
+	f.Int64Var(&maxBody, "max-body", int64(policy.DefaultLimits.MaxBytes), "largest request body, in bytes; larger are answered 413")
+	f.IntVar(&maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "most requests served at once, their bodies read; more are answered 503")
+	f.IntVar(&maxConns, "max-conns-per-client", server.DefaultMaxConnsPerClient, "most connections one client IP address may hold open; "+
+		"more are closed at once (behind a load balancer, every client has its address: raise it)")
+	durationFlag(cmd, &headerTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	durationFlag(cmd, &bodyTimeout, "body-read-timeout", server.DefaultBodyReadTimeout, "how long a client may take to send a request's body; "+
+		"slower are answered 408 (no request holds an in-flight slot while its body arrives)")
+	durationFlag(cmd, &drain, "drain", 30*time.Second, "on shutdown, how long requests in flight may take to finish")
+	return cmd
 }
 
 func policySourceName(pf policyFlags) string {
@@ -161,19 +190,19 @@ func policySourceName(pf policyFlags) string {
 
 // factsProvider gathers facts for proxied calls: from the inventory, and, if asked, from the DWS API (the
 // inventory then fills what the API does not report, such as the guestAgent version).
-func factsProvider(inventory string, fromAPI bool, endpoint string) (facts.Provider, error) {
+func factsProvider(e *env, inventoryPath, format string, fromAPI bool, endpoint string) (facts.Provider, error) {
 	var inv facts.Provider
-	if inventory != "" {
-		i, err := facts.ReadInventory(inventory)
+	if inventoryPath != "" {
+		i, err := readInventory(e, inventoryPath, format)
 		if err != nil {
 			return nil, usageError(err.Error())
 		}
-		inv = i
+		inv = i.Inventory
 	}
 	if !fromAPI {
 		return inv, nil
 	}
-	ak, sk, project := os.Getenv("HUAWEICLOUD_SDK_AK"), os.Getenv("HUAWEICLOUD_SDK_SK"), os.Getenv("HUAWEICLOUD_SDK_PROJECT_ID")
+	ak, sk, project := e.env("HUAWEICLOUD_SDK_AK"), e.env("HUAWEICLOUD_SDK_SK"), e.env("HUAWEICLOUD_SDK_PROJECT_ID")
 	if ak == "" || sk == "" || project == "" {
 		return nil, usageError("--facts-from-api needs HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK and HUAWEICLOUD_SDK_PROJECT_ID")
 	}

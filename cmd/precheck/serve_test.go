@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestServeBadFlags(t *testing.T) {
 
 // TestServeLimitsFlags: the limits are flags, with their defaults in the help, and they reach the server.
 func TestServeLimitsFlags(t *testing.T) {
-	_, _, help := precheck(t, "", "serve", "--help")
+	_, help, _ := precheck(t, "", "serve", "--help")
 	for _, want := range []string{"-max-conns-per-client int", "(default 64)", "-read-header-timeout duration", "(default 5s)",
 		"-body-read-timeout duration", "(default 10s)", "-max-in-flight int", "(default 256)", "-max-body int", "(default 1048576)"} {
 		if !strings.Contains(help, want) {
@@ -163,4 +164,60 @@ func TestServeLimitsFlags(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// syncBuffer is a bytes.Buffer that a server's logger writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestServeBundleServiceDown: an unreachable --bundle-url is logged at once, redacted, and polled again
+// with a wait that doubles; the server keeps running (not ready) meanwhile.
+func TestServeBundleServiceDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String() + "/bundle.tar.gz?token=s3cr3tvalue42"
+	ln.Close() // nothing listens there now: every poll is refused
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errOut := &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: errOut},
+			[]string{"serve", "--addr", "127.0.0.1:0", "--bundle-url", down, "--bundle-poll", "40ms"})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(errOut.String(), "bundle service poll failed") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("failed polls not logged:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-code
+	log := errOut.String()
+	for _, want := range []string{"failures=1 next_poll=80ms", "failures=2 next_poll=160ms", "failures=3 next_poll=320ms", "connection refused"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "s3cr3tvalue42") {
+		t.Errorf("the URL's token was logged:\n%s", log)
+	}
 }

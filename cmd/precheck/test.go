@@ -1,68 +1,133 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/spf13/cobra"
+
 	"github.com/precheck/precheck/policy"
 )
 
-func init() {
-	verbs["test"] = verb{summary: "run the policy's Rego unit tests (--coverage for coverage)", run: runTest}
+func newTestCmd(e *env) *cobra.Command {
+	var (
+		pf        policyFlags
+		coverage  bool
+		threshold float64
+		runOnly   string
+		verbose   bool
+		format    string
+	)
+	cmd := &cobra.Command{
+		Use:   "test [POLICY]",
+		Short: "Run the policy's Rego unit tests (--coverage for coverage)",
+		Long: `Run the policy's Rego unit tests with the project's builtins, and print failures with the
+expression each failed at; with --coverage, the lines the tests reach per file (--threshold fails below
+a percentage).
+
+The policy is the embedded default, or POLICY (or --policy), a directory or bundle layered over it.
+Under an override, only the override's own tests run (the default's assume the default's data), and
+coverage counts only the override's own files. An override with no tests of its own (data only) passes
+with a note.
+
+Exit codes: 0 every test passed, 1 a test failed, no test matched --run, or coverage is below
+--threshold, 2 bad usage, 3 policy error.`,
+		Example: `  precheck test --coverage
+  precheck test rego/ --run versions -v
+  precheck test --policy examples/policies/regulated-bank --coverage --threshold 90`,
+		Args: pf.positional,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := regexp.Compile(runOnly); err != nil {
+				return usageError(fmt.Sprintf("--run %q: %v", runOnly, err))
+			}
+			p, err := pf.loadOwn()
+			if err != nil {
+				return err
+			}
+			files, err := ownFiles(&pf)
+			if err != nil {
+				return err
+			}
+			report, err := p.Test(cmd.Context(), policy.TestOptions{Coverage: coverage, Run: runOnly, CoverFiles: files})
+			if err != nil {
+				return err
+			}
+			if report.NoOwnTests {
+				fmt.Fprintf(e.stderr, "precheck: note: %s has no Rego tests of its own; nothing to run (the default's tests assume the default's data)\n", pf.path)
+				return nil
+			}
+			if format == "json" {
+				err = writeJSON(e.stdout, struct {
+					Results  []*tester.Result `json:"results"`
+					Coverage *cover.Report    `json:"coverage,omitempty"`
+				}{report.Results, report.Coverage})
+			} else {
+				err = writeTestText(e, report, verbose)
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(report.Results) == 0:
+				fmt.Fprintln(e.stderr, "precheck: no tests found")
+				return silentExit(exitDenied)
+			case !report.Passed():
+				return silentExit(exitDenied)
+			case report.Coverage != nil && report.Coverage.Coverage < threshold:
+				fmt.Fprintf(e.stderr, "precheck: coverage %.1f%% is below the threshold of %.1f%%\n", report.Coverage.Coverage, threshold)
+				return silentExit(exitDenied)
+			}
+			return nil
+		},
+	}
+	pf.register(cmd, "")
+	cmd.Flags().BoolVar(&coverage, "coverage", false, "report which lines of the policy the tests reach")
+	cmd.Flags().Float64Var(&threshold, "threshold", 0, "with --coverage: fail when coverage is below this percentage")
+	cmd.Flags().StringVar(&runOnly, "run", "", "only tests whose name matches this regular expression")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every test, not only failures")
+	choiceFlag(cmd, &format, "format", "format", "text", []string{"json", "text"}, "output")
+	return cmd
 }
 
-func runTest(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("precheck test", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var pf policyFlags
-	pf.register(fs, "")
-	coverage := fs.Bool("coverage", false, "report which lines of the policy the tests reach")
-	threshold := fs.Float64("threshold", 0, "with --coverage: fail when coverage is below this percentage")
-	runOnly := fs.String("run", "", "only tests whose name matches this regular expression")
-	verbose := fs.Bool("v", false, "list every test, not only failures")
-	format := fs.String("format", "text", "output: text|json")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+// ownFiles are the Rego files of an override directory, as the policy names its modules: the files whose
+// coverage counts under --policy. Nil (every file) for the default, a policy given alone (--no-default),
+// or a bundle, which holds a whole policy.
+func ownFiles(pf *policyFlags) ([]string, error) {
+	if pf.path == "" || pf.noDefault {
+		return nil, nil
 	}
-	if *format != "text" && *format != "json" {
-		return fail(e, usageError(fmt.Sprintf("unknown format %q (want text|json)", *format)))
+	if st, err := os.Stat(pf.path); err != nil || !st.IsDir() {
+		return nil, nil
 	}
-	p, err := pf.load()
+	var files []string
+	err := filepath.WalkDir(pf.path, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".rego") && !strings.HasSuffix(path, "_test.rego") {
+			rel, err := filepath.Rel(pf.path, path)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
 	if err != nil {
-		return fail(e, err)
+		return nil, &policy.PolicyError{Source: pf.path, Problems: []string{err.Error()}}
 	}
-	report, err := p.Test(ctx, policy.TestOptions{Coverage: *coverage, Run: *runOnly})
-	if err != nil {
-		return fail(e, err)
+	if files == nil {
+		files = []string{} // a data-only override: none of the files is its own
 	}
-	if *format == "json" {
-		err = writeJSON(e.stdout, struct {
-			Results  []*tester.Result `json:"results"`
-			Coverage *cover.Report    `json:"coverage,omitempty"`
-		}{report.Results, report.Coverage})
-	} else {
-		err = writeTestText(e, report, *verbose)
-	}
-	if err != nil {
-		return fail(e, err)
-	}
-	switch {
-	case len(report.Results) == 0:
-		fmt.Fprintln(e.stderr, "precheck: no tests found")
-		return exitDenied
-	case !report.Passed():
-		return exitDenied
-	case report.Coverage != nil && report.Coverage.Coverage < *threshold:
-		fmt.Fprintf(e.stderr, "precheck: coverage %.1f%% is below the threshold of %.1f%%\n", report.Coverage.Coverage, *threshold)
-		return exitDenied
-	}
-	return exitAllowed
+	return files, nil
 }
 
 func writeTestText(e *env, report *policy.TestReport, verbose bool) error {

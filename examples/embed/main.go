@@ -1,5 +1,7 @@
 // Command embed shows precheck embedded in a tool: the tool gathers its facts, asks the engine, and makes
 // the conversion call only when it is allowed.
+//
+//	go run ./examples/embed SMcompatible
 package main
 
 import (
@@ -13,31 +15,31 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "embed:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(context.Background(), os.Stdout, os.Stderr, os.Args[1:]))
 }
 
-// run checks a conversion of the example cluster with the algorithm named by args[0] (generalCipher when
-// absent) for a regulated tenant.
-func run(ctx context.Context, w io.Writer, args []string) error {
-	algorithm := "generalCipher"
-	if len(args) > 0 {
-		algorithm = args[0]
+// run checks a conversion of the example cluster, for a regulated tenant, with the algorithm args[0]
+// names, and returns the exit code: 0 allowed, 1 refused, 2 no algorithm given, 3 the policy failed. The
+// algorithm is the caller's to choose: a tool never picks one for a conversion that cannot be undone.
+func run(ctx context.Context, w, errOut io.Writer, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(errOut, "usage: embed ALGORITHM   (the crypt_algorithm to convert with: SMcompatible or generalCipher)")
+		return 2
 	}
 	p, err := policy.Default()
 	if err != nil {
-		return err
+		fmt.Fprintln(errOut, "embed:", err)
+		return 3
 	}
 	engine, err := policy.New(ctx, p) // once per process: prepares the policy
 	if err != nil {
-		return err
+		fmt.Fprintln(errOut, "embed:", err)
+		return 3
 	}
 	defer engine.Close(ctx)
 
 	body, _ := json.Marshal(map[string]any{"encrypt": map[string]any{
-		"crypt_algorithm": algorithm,
+		"crypt_algorithm": args[0],
 		"master_key_id":   "0f3196c8-5c23-469f-84da-92ecd2499dce",
 		"master_key_name": "KMS-1abd-1016",
 	}})
@@ -56,7 +58,8 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 		Tenant: &policy.Tenant{Class: "regulated"},
 	})
 	if err != nil {
-		return err
+		fmt.Fprintln(errOut, "embed:", err)
+		return 3
 	}
 	for _, warning := range d.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warning.Message)
@@ -65,8 +68,8 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 		for _, v := range d.Violations {
 			fmt.Fprintf(w, "refused: %s (%s)\n  fix: %s\n", v.Message, v.Field, v.Remediation)
 		}
-		return nil
+		return 1
 	}
 	fmt.Fprintln(w, "allowed: making the EncryptCluster call")
-	return nil
+	return 0
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
@@ -39,24 +40,45 @@ type settings struct {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: gate inventory.json")
-		os.Exit(2)
+	os.Exit(start(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// start reads the settings and runs the example, returning the exit code: 0 done (converted or refused
+// by the gate, as printed), 1 failed, 2 bad usage or missing settings. Settings are checked before the SDK
+// sees them: it panics on a credential it cannot use, which is no way to tell a person what to set.
+func start(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: gate inventory.json   (with DWS_ENDPOINT, HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK and HUAWEICLOUD_SDK_PROJECT_ID set)")
+		return 2
 	}
 	s := settings{
-		endpoint:  os.Getenv("DWS_ENDPOINT"),
-		ak:        os.Getenv("HUAWEICLOUD_SDK_AK"),
-		sk:        os.Getenv("HUAWEICLOUD_SDK_SK"),
-		projectID: os.Getenv("HUAWEICLOUD_SDK_PROJECT_ID"),
-		inventory: os.Args[1],
+		endpoint:  getenv("DWS_ENDPOINT"),
+		ak:        getenv("HUAWEICLOUD_SDK_AK"),
+		sk:        getenv("HUAWEICLOUD_SDK_SK"),
+		projectID: getenv("HUAWEICLOUD_SDK_PROJECT_ID"),
+		inventory: args[0],
 		clusterID: "97cbaab3-939e-4dbc-9187-0fe240f2b9fd",
 		keyID:     "0f3196c8-5c23-469f-84da-92ecd2499dce",
 		algorithm: "SMcompatible",
 	}
-	if err := run(context.Background(), os.Stdout, s); err != nil {
-		fmt.Fprintln(os.Stderr, "gate:", err)
-		os.Exit(1)
+	var missing []string
+	for _, v := range []struct{ name, value string }{
+		{"DWS_ENDPOINT", s.endpoint}, {"HUAWEICLOUD_SDK_AK", s.ak}, {"HUAWEICLOUD_SDK_SK", s.sk}, {"HUAWEICLOUD_SDK_PROJECT_ID", s.projectID},
+	} {
+		if v.value == "" {
+			missing = append(missing, v.name)
+		}
 	}
+	if len(missing) > 0 {
+		// The names only: a credential's value is never printed.
+		fmt.Fprintf(stderr, "gate: set %s: the DWS endpoint and the credentials the SDK signs its calls with\n", strings.Join(missing, ", "))
+		return 2
+	}
+	if err := run(ctx, stdout, s); err != nil {
+		fmt.Fprintln(stderr, "gate:", err)
+		return 1
+	}
+	return 0
 }
 
 func run(ctx context.Context, w io.Writer, s settings) error {
@@ -120,9 +142,13 @@ func newClient(s settings, rt http.RoundTripper) (*dws.DwsClient, error) {
 	if rt != nil {
 		httpConfig = httpConfig.WithHttpRoundTripper(rt)
 	}
+	credential, err := basic.NewCredentialsBuilder().WithAk(s.ak).WithSk(s.sk).WithProjectId(s.projectID).SafeBuild()
+	if err != nil {
+		return nil, fmt.Errorf("the credentials: %w", err)
+	}
 	hc, err := dws.DwsClientBuilder().
 		WithEndpoints([]string{s.endpoint}).
-		WithCredential(basic.NewCredentialsBuilder().WithAk(s.ak).WithSk(s.sk).WithProjectId(s.projectID).Build()).
+		WithCredential(credential).
 		WithHttpConfig(httpConfig).
 		SafeBuild()
 	if err != nil {

@@ -38,3 +38,19 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d calls reached the server, want the one allowed", n)
 	}
 }
+
+// TestStart: without its settings the example says which to set and exits 2, never a stack trace or a
+// credential; without its argument it prints its usage.
+func TestStart(t *testing.T) {
+	env := map[string]string{"DWS_ENDPOINT": "https://dws.example", "HUAWEICLOUD_SDK_AK": "AKEXAMPLEAKEXAMPLE00"}
+	var out, errOut bytes.Buffer
+	code := start(context.Background(), []string{"inventory.json"}, func(k string) string { return env[k] }, &out, &errOut)
+	want := "gate: set HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_PROJECT_ID: the DWS endpoint and the credentials the SDK signs its calls with\n"
+	if code != 2 || errOut.String() != want || out.Len() > 0 {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := start(context.Background(), nil, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.HasPrefix(errOut.String(), "usage: gate") {
+		t.Errorf("no argument: exit %d, stderr %q", code, errOut.String())
+	}
+}

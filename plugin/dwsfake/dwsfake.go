@@ -7,12 +7,20 @@
 //	GET  /v1.0/{project_id}/clusters/{cluster_id}            ListClusterDetails      {"cluster": {...}}
 //	GET  /v1/{project_id}/clusters/{cluster_id}/encrypt-info ShowClusterEncryptInfo  {"master_key_id": ...} or {}
 //	GET  /v2/{project_id}/disaster-recoveries                ListDisasterRecover     {"disaster_recovery": [...]}
+//	GET  /v1.0/{project_id}/clusters                         ListClusters            {"clusters": [...], "count": N}
 //	POST /v1.0/{project_id}/kms/describe-key                 DescribeKey (SDK: ListKeyDetail) {"key_info": {...}}
 //
 // A test says what the fake knows (PutCluster, PutKey, AddDisasterRecovery, or SeedExample for the API page's
 // example), points an SDK client at URL (DWSClient, KMSClient), and afterwards looks at what reached the server
 // (Hits, Requests, EncryptCalls: body bytes and headers, including the SDK's signing headers). Fail injects
-// faults per endpoint: an HTTP error in the API's error shape, or a delay past a client's timeout.
+// faults per endpoint: an HTTP error in the API's error shape, or a delay past a client's timeout; FailFor
+// injects them for one cluster (or key, or project) only; Throttle answers some requests as the API gateway
+// does when a caller is over its rate limit (429, Retry-After, APIGW.0308).
+//
+// ListClusters does not page: neither API version (GET /v1.0/{project_id}/clusters, the SDK's ListClusters, nor
+// GET /v2/{project_id}/clusters, ShowClusters) has an offset, limit or marker parameter; v1.0 takes only
+// enterprise_project_id. The fake answers every cluster of the project in one list, as the documented API does,
+// and SetListLimit makes it answer fewer than its "count" says, to test that a client refuses an incomplete list.
 //
 // Errors are answered in the shapes the real services use: DWS answers {"error_code": "DWS.xxxx", "error_msg":
 // "..."}, KMS answers {"error": {"error_code": "KMS.xxxx", "error_msg": "..."}}, the API gateway answers
@@ -62,10 +70,11 @@ const (
 	ShowClusterEncryptInfo Endpoint = "ShowClusterEncryptInfo"
 	ListDisasterRecover    Endpoint = "ListDisasterRecover"
 	DescribeKey            Endpoint = "DescribeKey"
+	ListClusters           Endpoint = "ListClusters"
 )
 
 // Endpoints lists every endpoint the fake serves.
-var Endpoints = []Endpoint{EncryptCluster, ListClusterDetails, ShowClusterEncryptInfo, ListDisasterRecover, DescribeKey}
+var Endpoints = []Endpoint{EncryptCluster, ListClusterDetails, ShowClusterEncryptInfo, ListDisasterRecover, DescribeKey, ListClusters}
 
 // Error codes the fake answers with. The DWS and KMS codes are the services' documented ones; the APIGW codes
 // are the API gateway's.
@@ -77,6 +86,9 @@ const (
 	CodeKeyMissingArg = "KMS.0204" // the request lacks required parameters
 	CodeAuthFailed    = "APIGW.0301"
 	CodeNoSuchAPI     = "APIGW.0101"
+	// CodeThrottled is the API gateway's answer to a caller over its rate limit (HTTP 429), with the message
+	// "The throttling threshold has been reached". Some services' documentation spells it APIG.0308.
+	CodeThrottled = "APIGW.0308"
 )
 
 // Cluster is what the fake knows about one cluster. The zero values of the detail fields are answered as
@@ -156,6 +168,9 @@ type Fault struct {
 	Header http.Header
 	// Times is how many requests the fault applies to; 0 means until Heal.
 	Times int
+	// Echo appends the request's headers (signing headers included) to the error message, as a careless
+	// server or proxy would: for tests that credentials never reach an error a client shows.
+	Echo bool
 }
 
 // Request is one request that reached the fake.
@@ -169,8 +184,13 @@ type Request struct {
 	Header    http.Header // as received, signing headers included
 	Body      []byte      // the exact bytes received
 	RequestID string      // the X-Request-Id the fake answered with
-	Status    int         // the status the fake answered with; 0 while the answer is still pending
-	JobID     string      // for an accepted EncryptCluster call, the job_id answered
+	// Target is what FailFor matches: the cluster ID of a cluster's call, the key ID of DescribeKey, the
+	// project ID of ListClusters and ListDisasterRecover.
+	Target    string
+	Received  time.Time // when the request arrived
+	Throttled bool      // answered by Throttle
+	Status    int       // the status the fake answered with; 0 while the answer is still pending
+	JobID     string    // for an accepted EncryptCluster call, the job_id answered
 }
 
 // Server is a fake DWS + KMS endpoint. Create it with New; Close it when done.
@@ -184,6 +204,11 @@ type Server struct {
 
 	mu             sync.Mutex
 	clusters       map[string]*Cluster
+	order          []string // cluster IDs in the order first put: the order ListClusters answers
+	listLimit      int
+	targetFaults   map[targetKey]*Fault
+	throttle       *throttling
+	throttled      int
 	keys           map[string]*Key
 	drs            []DisasterRecovery
 	hits           map[Endpoint]int
@@ -204,6 +229,7 @@ func New() *Server {
 		keys:           map[string]*Key{},
 		hits:           map[Endpoint]int{},
 		faults:         map[Endpoint]*Fault{},
+		targetFaults:   map[targetKey]*Fault{},
 		notFoundStatus: http.StatusNotFound,
 		requireSigning: true,
 	}
@@ -213,6 +239,7 @@ func New() *Server {
 	mux.HandleFunc("GET /v1/{project_id}/clusters/{cluster_id}/encrypt-info", s.serve(ShowClusterEncryptInfo, s.encryptInfo))
 	mux.HandleFunc("GET /v2/{project_id}/disaster-recoveries", s.serve(ListDisasterRecover, s.disasterRecoveries))
 	mux.HandleFunc("POST /v1.0/{project_id}/kms/describe-key", s.serve(DescribeKey, s.describeKey))
+	mux.HandleFunc("GET /v1.0/{project_id}/clusters", s.serve(ListClusters, s.listClusters))
 	mux.HandleFunc("/", s.serve("", func(w http.ResponseWriter, r *http.Request, rec *Request) {
 		s.writeError(w, rec, http.StatusNotFound, errorBody("", CodeNoSuchAPI, "The API does not exist or has not been published in the environment"))
 	}))
@@ -288,6 +315,9 @@ func (s *Server) PutCluster(c Cluster) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, known := s.clusters[c.ID]; !known {
+		s.order = append(s.order, c.ID)
+	}
 	s.clusters[c.ID] = &c
 }
 
@@ -295,7 +325,10 @@ func (s *Server) PutCluster(c Cluster) {
 func (s *Server) RemoveCluster(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.clusters, id)
+	if _, known := s.clusters[id]; known {
+		delete(s.clusters, id)
+		s.order = slices.DeleteFunc(s.order, func(o string) bool { return o == id })
+	}
 }
 
 // SetEncryption sets (nil: clears) a known cluster's encryption info. It reports whether the cluster is known.
@@ -438,6 +471,8 @@ func (s *Server) serve(e Endpoint, h handler) http.HandlerFunc {
 			Header:    r.Header.Clone(),
 			Body:      body,
 			RequestID: fmt.Sprintf("fake%028x", s.seq),
+			Target:    target(e, r, body),
+			Received:  time.Now(),
 		}
 		s.requests = append(s.requests, rec)
 		if e != "" {
@@ -445,13 +480,16 @@ func (s *Server) serve(e Endpoint, h handler) http.HandlerFunc {
 		}
 		requireSigning := s.requireSigning
 		var fault *Fault
-		if f := s.faults[e]; f != nil && e != "" {
-			cp := *f
-			fault = &cp
-			if f.Times > 0 {
-				if f.Times--; f.Times == 0 {
-					delete(s.faults, e)
-				}
+		throttle := s.throttle
+		throttled := e != "" && throttle != nil && throttle.hit(e)
+		if throttled {
+			rec.Throttled = true
+			s.throttled++
+		} else if e != "" {
+			// A fault for this target stands before the endpoint's: it is the more specific. A throttled
+			// request never reaches the service, so it uses up no fault.
+			if fault = take(s.targetFaults, targetKey{e, rec.Target}); fault == nil {
+				fault = take(s.faults, e)
 			}
 		}
 		s.mu.Unlock()
@@ -478,6 +516,12 @@ func (s *Server) serve(e Endpoint, h handler) http.HandlerFunc {
 				"Incorrect IAM authentication information: the request is not signed (Authorization or X-Sdk-Date missing)"))
 			return
 		}
+		if throttled {
+			// The gateway throttles before the service sees the call, so a throttled call is not faulted.
+			throttle.answer(w)
+			s.write(w, rec, throttle.status, throttle.body)
+			return
+		}
 		if fault != nil && fault.Status != 0 {
 			for k, v := range fault.Header {
 				w.Header()[k] = v
@@ -490,6 +534,9 @@ func (s *Server) serve(e Endpoint, h handler) http.HandlerFunc {
 				}
 				if msg == "" {
 					msg = "injected fault: " + http.StatusText(fault.Status)
+				}
+				if fault.Echo {
+					msg += "; request headers: " + echoHeaders(r.Header)
 				}
 				b = errorBody(e, code, msg)
 			}
@@ -777,3 +824,14 @@ func (s *Server) describeKey(w http.ResponseWriter, r *http.Request, rec *Reques
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// echoHeaders renders h as "Name: value" pairs in name order.
+func echoHeaders(h http.Header) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[k] {
+			fmt.Fprintf(&b, "%s: %s; ", k, v)
+		}
+	}
+	return b.String()
+}

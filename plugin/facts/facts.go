@@ -5,6 +5,7 @@ package facts
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -41,3 +42,26 @@ type Func func(ctx context.Context, r Request) (*Facts, error)
 
 // Facts calls f.
 func (f Func) Facts(ctx context.Context, r Request) (*Facts, error) { return f(ctx, r) }
+
+// Provenance says where each fact came from: the dotted field of the input document (cluster.version,
+// cluster.guest_agent_version, key.key_state, tenant.class, ...) to its source ("DWS ListClusterDetails",
+// "KMS DescribeKey", "inventory fleet.csv", "flag --agent-version"). A fact absent from the facts is absent here.
+type Provenance map[string]string
+
+// Sources of facts that Provenance names, besides an inventory ("inventory FILE") or a flag ("flag --NAME").
+const (
+	SourceClusterDetails  = "DWS ListClusterDetails"
+	SourceEncryptInfo     = "DWS ShowClusterEncryptInfo"
+	SourceDisasterRecover = "DWS ListDisasterRecover"
+	SourceDescribeKey     = "KMS DescribeKey"
+)
+
+// Fields returns the fields Provenance names, sorted: the order to show them in.
+func (p Provenance) Fields() []string {
+	fields := make([]string, 0, len(p))
+	for f := range p {
+		fields = append(fields, f)
+	}
+	slices.Sort(fields)
+	return fields
+}

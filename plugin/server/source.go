@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
+	"math/bits"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/open-policy-agent/opa/v1/bundle"
 
+	"github.com/precheck/precheck/plugin/redact"
 	"github.com/precheck/precheck/policy"
 )
 
@@ -93,23 +96,54 @@ func (f *Files) Watch(ctx context.Context, changed func()) {
 // polled with If-None-Match, so that an unchanged bundle (304 Not Modified) costs nothing. With a
 // verification config the bundle must be signed; an unsigned or tampered bundle is refused and the server
 // keeps the revision it has.
+//
+// A poll that fails (the service unreachable, an error status, a bundle refused) is logged, and the next
+// one waits twice as long as the last, up to maxBackoff times Interval: a service that is down is not
+// hammered, and one that comes back is noticed within a few intervals.
 type BundleService struct {
 	URL      string
 	Client   *http.Client // default: http.DefaultClient with a 30 s timeout
 	Interval time.Duration
 	Verify   *bundle.VerificationConfig
+	// Logger is told of each failed poll (its error redacted) with when the next one is, and of the
+	// first poll that succeeds after failures; nil logs nothing.
+	Logger *slog.Logger
 
-	mu   sync.Mutex
-	etag string
-	last *policy.Policy
+	mu       sync.Mutex
+	etag     string
+	last     *policy.Policy
+	failures int // polls failed in a row
 }
 
-func (b *BundleService) String() string { return b.URL }
+// maxBackoff bounds the wait after failed polls, in Intervals.
+const maxBackoff = 8
+
+// String names the service by its URL, redacted: a bundle URL may carry a token, and the name goes to logs
+// and /readyz.
+func (b *BundleService) String() string { return redact.Text(b.URL, nil) }
 
 // Load fetches the bundle unless the server says it has not changed.
 func (b *BundleService) Load(ctx context.Context) (*policy.Policy, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	p, err := b.load(ctx)
+	if err != nil {
+		b.failures++
+		if b.Logger != nil {
+			// The service's answer is quoted in the error: text from elsewhere, redacted before it is logged.
+			b.Logger.Warn("bundle service poll failed", "url", b.String(), "failures", b.failures,
+				"next_poll", b.delay(), "error", redact.Text(err.Error(), nil))
+		}
+		return nil, err
+	}
+	if b.failures > 0 && b.Logger != nil {
+		b.Logger.Info("bundle service poll succeeded again", "url", b.String(), "after_failures", b.failures)
+	}
+	b.failures = 0
+	return p, nil
+}
+
+func (b *BundleService) load(ctx context.Context) (*policy.Policy, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL, nil)
 	if err != nil {
 		return nil, err
@@ -145,22 +179,31 @@ func (b *BundleService) Load(ctx context.Context) (*policy.Policy, error) {
 	return p, nil
 }
 
-// Watch asks again every Interval (default 30 s).
+// Watch asks again every Interval (default 30 s), and after failed polls later, backing off.
 func (b *BundleService) Watch(ctx context.Context, changed func()) {
-	interval := b.Interval
-	if interval <= 0 {
-		interval = 30 * time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
+		b.mu.Lock()
+		wait := b.delay()
+		b.mu.Unlock()
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 			changed()
 		}
 	}
+}
+
+// delay is how long to wait before the next poll: Interval, doubled for each poll failed in a row, at
+// most maxBackoff Intervals. b.mu must be held.
+func (b *BundleService) delay() time.Duration {
+	interval := b.Interval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	return interval * time.Duration(1<<min(b.failures, bits.Len(maxBackoff)-1))
 }
 
 // errNotReady is answered while no policy has loaded yet.

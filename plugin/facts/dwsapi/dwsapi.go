@@ -57,6 +57,12 @@ type Config struct {
 	// Inventory supplies what the API cannot: the guestAgent version and the tenant class. Its non-empty
 	// fields fill the gaps the API leaves; where both know a fact, the API wins. Optional.
 	Inventory facts.Provider
+	// InventorySource is how Provenance names the inventory, e.g. "inventory fleet.csv" (default "inventory").
+	InventorySource string
+	// Snapshot makes the Provider answer for one moment, as a fleet report does: the answers that are the
+	// same for every cluster of the project (the DR relationships, a key's details) are asked once and
+	// reused, failures included, for the Provider's lifetime. Off (the gate), every Facts asks afresh.
+	Snapshot bool
 }
 
 // Provider is a facts.Provider over the DWS and KMS APIs. It is safe for concurrent use (the SDK clients are).
@@ -64,6 +70,8 @@ type Provider struct {
 	dws        *dws.DwsClient
 	kms        *kms.KmsClient
 	inventory  facts.Provider
+	invSource  string
+	snapshot   *snapshot // nil unless Config.Snapshot
 	dwsProject string
 	kmsProject string
 	secrets    []string
@@ -76,7 +84,13 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.DWS == nil || cfg.DWS.HcClient == nil {
 		return nil, errors.New("dwsapi: Config.DWS is required")
 	}
-	p := &Provider{dws: cfg.DWS, inventory: cfg.Inventory}
+	p := &Provider{dws: cfg.DWS, inventory: cfg.Inventory, invSource: cfg.InventorySource}
+	if p.invSource == "" {
+		p.invSource = "inventory"
+	}
+	if cfg.Snapshot {
+		p.snapshot = &snapshot{}
+	}
 	var err error
 	if p.dwsProject, err = p.credential("DWS", cfg.DWS.HcClient.GetCredential()); err != nil {
 		return nil, err
@@ -157,6 +171,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Status is the HTTP status the API answered the failed call with; 0 when it did not answer (a timeout, a
+// refused connection, an answer precheck could not read, a request it would not send).
+func (e *Error) Status() int {
+	var se *sdkerr.ServiceResponseError
+	if errors.As(e.Err, &se) && se != nil {
+		return se.StatusCode
+	}
+	return 0
+}
+
 // Is makes the API's "not found" answer (404, or DWS.0015: resource not found or permission denied) a
 // facts.ErrNotFound: the cluster or key the call names does not exist, which the caller chose.
 func (e *Error) Is(target error) bool {
@@ -183,11 +207,17 @@ type outcome struct {
 // answer, Facts returns at once with an *Error wrapping ctx.Err() and naming the outstanding facts, and the
 // abandoned calls finish in the background, bounded by the clients' HttpConfig timeout.
 func (p *Provider) Facts(ctx context.Context, r facts.Request) (*facts.Facts, error) {
+	f, _, err := p.Gather(ctx, r)
+	return f, err
+}
+
+// Gather is Facts with the provenance of every fact it returns: which call, or the inventory, gave it.
+func (p *Provider) Gather(ctx context.Context, r facts.Request) (*facts.Facts, facts.Provenance, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, &Error{Fact: FactRequest, Err: err}
+		return nil, nil, &Error{Fact: FactRequest, Err: err}
 	}
 	if err := p.checkRequest(r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var (
@@ -207,13 +237,13 @@ func (p *Provider) Facts(ctx context.Context, r facts.Request) (*facts.Facts, er
 			return err
 		}},
 		{fact: FactDRRelationship, op: "DWS ListDisasterRecover", run: func() (err error) {
-			dr, err = p.disasterRecovery(r.ClusterID)
+			dr, err = p.snapshotDR(r.ClusterID)
 			return err
 		}},
 	}
 	if p.kms != nil && r.KeyID != "" {
 		tasks = append(tasks, &task{fact: FactKey, op: "KMS DescribeKey", run: func() (err error) {
-			key, err = p.describeKey(r.KeyID)
+			key, err = p.snapshotKey(r.KeyID)
 			return err
 		}})
 	}
@@ -239,7 +269,11 @@ func (p *Provider) Facts(ctx context.Context, r facts.Request) (*facts.Facts, er
 		case o := <-done:
 			delete(pending, o.t)
 			if o.err != nil {
-				return nil, &Error{Fact: o.t.fact, Op: o.t.op, Err: p.sanitize(o.err)}
+				var known *Error // a snapshot's shared answer, already an *Error
+				if errors.As(o.err, &known) {
+					return nil, nil, known
+				}
+				return nil, nil, &Error{Fact: o.t.fact, Op: o.t.op, Err: p.sanitize(o.err)}
 			}
 		case <-ctx.Done():
 			var names, ops []string
@@ -248,15 +282,43 @@ func (p *Provider) Facts(ctx context.Context, r facts.Request) (*facts.Facts, er
 					names, ops = append(names, t.fact), append(ops, t.op)
 				}
 			}
-			return nil, &Error{Fact: strings.Join(names, ", "), Op: "still waiting for " + strings.Join(ops, ", "), Err: ctx.Err()}
+			return nil, nil, &Error{Fact: strings.Join(names, ", "), Op: "still waiting for " + strings.Join(ops, ", "), Err: ctx.Err()}
 		}
 	}
 
 	cluster.Encrypted = encrypted
 	cluster.DRRelationship = dr
 	out := &facts.Facts{Cluster: cluster, Key: key}
-	fill(out, inv)
-	return out, nil
+	prov := apiProvenance(out)
+	fill(out, inv, func(field string) { prov[field] = p.invSource })
+	return out, prov, nil
+}
+
+// apiProvenance names the call behind every fact f holds, before the inventory fills any gap.
+func apiProvenance(f *facts.Facts) facts.Provenance {
+	prov := facts.Provenance{}
+	given := func(field string, ok bool, source string) {
+		if ok {
+			prov[field] = source
+		}
+	}
+	if c := f.Cluster; c != nil {
+		given("cluster.version", c.Version != "", facts.SourceClusterDetails)
+		given("cluster.status", c.Status != "", facts.SourceClusterDetails)
+		given("cluster.sub_status", c.SubStatus != "", facts.SourceClusterDetails)
+		given("cluster.task_status", c.TaskStatus != nil, facts.SourceClusterDetails)
+		given("cluster.action_progress", c.ActionProgress != nil, facts.SourceClusterDetails)
+		given("cluster.enterprise_project_id", c.EnterpriseProjectID != "", facts.SourceClusterDetails)
+		given("cluster.tags", c.Tags != nil, facts.SourceClusterDetails)
+		given("cluster.encrypted", c.Encrypted != nil, facts.SourceEncryptInfo)
+		given("cluster.dr_relationship", c.DRRelationship != nil, facts.SourceDisasterRecover)
+	}
+	if k := f.Key; k != nil {
+		given("key.key_id", k.KeyID != "", facts.SourceDescribeKey)
+		given("key.key_state", k.KeyState != "", facts.SourceDescribeKey)
+		given("key.key_spec", k.KeySpec != "", facts.SourceDescribeKey)
+	}
+	return prov
 }
 
 // protect runs f, turning a panic (the SDK asserts and reflects a lot) into an error.
@@ -382,7 +444,11 @@ func (p *Provider) encryptInfo(clusterID string) (*bool, error) {
 	return &encrypted, nil
 }
 
-func (p *Provider) disasterRecovery(clusterID string) (*bool, error) {
+// drClusters is what ListDisasterRecover says: the clusters in a DR relationship, as primary or standby;
+// nil when the answer has no list (unknown).
+type drClusters map[string]bool
+
+func (p *Provider) listDisasterRecoveries() (drClusters, error) {
 	// Unfiltered: the cluster may be the primary or the standby of a relationship, whatever its status.
 	resp, err := p.dws.ListDisasterRecover(&dwsmodel.ListDisasterRecoverRequest{})
 	if err != nil {
@@ -391,14 +457,20 @@ func (p *Provider) disasterRecovery(clusterID string) (*bool, error) {
 	if resp.DisasterRecovery == nil {
 		return nil, nil // the API did not say: unknown
 	}
-	in := false
+	in := drClusters{}
 	for _, dr := range *resp.DisasterRecovery {
-		if deref(dr.PrimaryClusterId) == clusterID || deref(dr.StandbyClusterId) == clusterID {
-			in = true
-			break
-		}
+		in[deref(dr.PrimaryClusterId)] = true
+		in[deref(dr.StandbyClusterId)] = true
 	}
-	return &in, nil
+	delete(in, "")
+	return in, nil
+}
+
+func (dr drClusters) has(clusterID string) *bool {
+	if dr == nil {
+		return nil
+	}
+	return policy.Bool(dr[clusterID])
 }
 
 func (p *Provider) describeKey(keyID string) (*policy.Key, error) {
@@ -417,53 +489,50 @@ func (p *Provider) describeKey(keyID string) (*policy.Key, error) {
 	return out, nil
 }
 
-// fill fills the gaps in out (nil or empty facts) from the inventory's facts, copying them.
-func fill(out *facts.Facts, inv *facts.Facts) {
+// fill fills the gaps in out (nil or empty facts) from the inventory's facts, copying them, and tells filled
+// the field of each one it fills.
+func fill(out *facts.Facts, inv *facts.Facts, filled func(field string)) {
 	if inv == nil {
 		return
 	}
+	fillString := func(field string, dst *string, src string) {
+		if *dst == "" && src != "" {
+			*dst = src
+			filled(field)
+		}
+	}
+	fillIf := func(field string, gap bool, set func()) {
+		if gap {
+			set()
+			filled(field)
+		}
+	}
 	if c := inv.Cluster; c != nil {
 		o := out.Cluster
-		fillString(&o.Version, c.Version)
-		fillString(&o.GuestAgentVersion, c.GuestAgentVersion)
-		fillString(&o.Status, c.Status)
-		fillString(&o.SubStatus, c.SubStatus)
-		fillString(&o.EnterpriseProjectID, c.EnterpriseProjectID)
-		if o.TaskStatus == nil && c.TaskStatus != nil {
-			o.TaskStatus = policy.String(*c.TaskStatus)
-		}
-		if o.ActionProgress == nil && c.ActionProgress != nil {
-			o.ActionProgress = maps.Clone(c.ActionProgress)
-		}
-		if o.Encrypted == nil && c.Encrypted != nil {
-			o.Encrypted = policy.Bool(*c.Encrypted)
-		}
-		if o.DRRelationship == nil && c.DRRelationship != nil {
-			o.DRRelationship = policy.Bool(*c.DRRelationship)
-		}
-		if o.Tags == nil && c.Tags != nil {
-			o.Tags = slices.Clone(c.Tags)
-		}
+		fillString("cluster.version", &o.Version, c.Version)
+		fillString("cluster.guest_agent_version", &o.GuestAgentVersion, c.GuestAgentVersion)
+		fillString("cluster.status", &o.Status, c.Status)
+		fillString("cluster.sub_status", &o.SubStatus, c.SubStatus)
+		fillString("cluster.enterprise_project_id", &o.EnterpriseProjectID, c.EnterpriseProjectID)
+		fillIf("cluster.task_status", o.TaskStatus == nil && c.TaskStatus != nil, func() { o.TaskStatus = policy.String(*c.TaskStatus) })
+		fillIf("cluster.action_progress", o.ActionProgress == nil && c.ActionProgress != nil, func() { o.ActionProgress = maps.Clone(c.ActionProgress) })
+		fillIf("cluster.encrypted", o.Encrypted == nil && c.Encrypted != nil, func() { o.Encrypted = policy.Bool(*c.Encrypted) })
+		fillIf("cluster.dr_relationship", o.DRRelationship == nil && c.DRRelationship != nil, func() { o.DRRelationship = policy.Bool(*c.DRRelationship) })
+		fillIf("cluster.tags", o.Tags == nil && c.Tags != nil, func() { o.Tags = slices.Clone(c.Tags) })
 	}
 	if k := inv.Key; k != nil {
 		if out.Key == nil {
 			out.Key = &policy.Key{}
 		}
-		fillString(&out.Key.KeyID, k.KeyID)
-		fillString(&out.Key.KeyState, k.KeyState)
-		fillString(&out.Key.KeySpec, k.KeySpec)
+		fillString("key.key_id", &out.Key.KeyID, k.KeyID)
+		fillString("key.key_state", &out.Key.KeyState, k.KeyState)
+		fillString("key.key_spec", &out.Key.KeySpec, k.KeySpec)
 	}
 	if t := inv.Tenant; t != nil {
 		if out.Tenant == nil {
 			out.Tenant = &policy.Tenant{}
 		}
-		fillString(&out.Tenant.Class, t.Class)
-	}
-}
-
-func fillString(dst *string, src string) {
-	if *dst == "" {
-		*dst = src
+		fillString("tenant.class", &out.Tenant.Class, t.Class)
 	}
 }
 
