@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,21 +52,43 @@ func runNode(t *testing.T, node string, args ...string) {
 	t.Logf("node %s:\n%s", args[0], text)
 }
 
+// built is the default policy and its compilation as `precheck build` does it, once per test binary (the
+// tests only read them).
+var built = sync.OnceValues(func() (*compiledPolicy, error) {
+	p, err := policy.Default()
+	if err != nil {
+		return nil, err
+	}
+	m, err := wasm.Compile(context.Background(), p)
+	if err != nil {
+		return nil, err
+	}
+	return &compiledPolicy{p, m}, nil
+})
+
+type compiledPolicy struct {
+	policy *policy.Policy
+	module *wasm.Module
+}
+
+func compiled(t *testing.T) (*policy.Policy, *wasm.Module) {
+	t.Helper()
+	c, err := built()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.policy, c.module
+}
+
 // TestDecisions compiles the default policy as `precheck build` does, and has the Node.js host evaluate
 // every example and corpus document with it on opa-wasm: each raw result must be precheck's decision
 // after canonical JSON re-serialisation only, and without setData no document precheck denies may be
 // allowed (check.js does both, for precheck.wasm and for the bundle, and reports every mismatch).
 func TestDecisions(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
 	ctx := t.Context()
-	p, err := policy.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := wasm.Compile(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, m := compiled(t)
 	data, err := json.Marshal(p.Data())
 	if err != nil {
 		t.Fatal(err)
@@ -125,15 +148,9 @@ func TestDecisions(t *testing.T) {
 // TestCommand runs host.js as the README shows it, on a bundle: it prints the decision and exits as
 // precheck check does, 0 allowed and 1 denied.
 func TestCommand(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
-	p, err := policy.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := wasm.Compile(t.Context(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, m := compiled(t)
 	var bundle bytes.Buffer
 	if err := m.WriteBundle(&bundle); err != nil {
 		t.Fatal(err)
@@ -150,22 +167,26 @@ func TestCommand(t *testing.T) {
 		{"allowed-api-example.json", 0, `"allowed": true`},
 		{"denied-guest-agent-too-old.json", 1, `"PRECHECK-VER-002"`},
 	} {
-		out, err := exec.CommandContext(t.Context(), node, "host.js", path, filepath.Join("..", "inputs", c.input)).Output()
-		exit := 0
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			exit = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if exit != c.exit || !bytes.Contains(out, []byte(c.code)) {
-			t.Errorf("node host.js bundle.tar.gz %s: exit %d, want %d, and output with %s:\n%s", c.input, exit, c.exit, c.code, out)
-		}
+		t.Run(c.input, func(t *testing.T) {
+			t.Parallel()
+			out, err := exec.CommandContext(t.Context(), node, "host.js", path, filepath.Join("..", "inputs", c.input)).Output()
+			exit := 0
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+				exit = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if exit != c.exit || !bytes.Contains(out, []byte(c.code)) {
+				t.Errorf("node host.js bundle.tar.gz %s: exit %d, want %d, and output with %s:\n%s", c.input, exit, c.exit, c.code, out)
+			}
+		})
 	}
 }
 
 // TestVersionTable checks the JavaScript dws.* builtins against policy/testdata/versions.json, the table
 // policy's tests hold to hashicorp/go-version.
 func TestVersionTable(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
 	runNode(t, node, "versions.test.js")
 }

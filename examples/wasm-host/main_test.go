@@ -32,20 +32,24 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each run hosts the module from scratch, as the command does; the two run side by side.
 	for _, name := range []string{"allowed-api-example.json", "denied-cluster-busy.json"} {
-		input := filepath.Join("..", "inputs", name)
-		var out bytes.Buffer
-		if err := run(ctx, &out, module, input); err != nil {
-			t.Fatal(err)
-		}
-		doc, _ := os.ReadFile(input)
-		want, err := rego.CheckJSON(ctx, doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantJSON, _ := json.MarshalIndent(want, "", "  ")
-		if got := bytes.TrimSpace(out.Bytes()); !bytes.Equal(got, wantJSON) {
-			t.Errorf("%s:\n%s\nwant\n%s", name, got, wantJSON)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			input := filepath.Join("..", "inputs", name)
+			var out bytes.Buffer
+			if err := run(ctx, &out, module, input); err != nil {
+				t.Fatal(err)
+			}
+			doc, _ := os.ReadFile(input)
+			want, err := rego.CheckJSON(ctx, doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantJSON, _ := json.MarshalIndent(want, "", "  ")
+			if got := bytes.TrimSpace(out.Bytes()); !bytes.Equal(got, wantJSON) {
+				t.Errorf("%s:\n%s\nwant\n%s", name, got, wantJSON)
+			}
+		})
 	}
 }

@@ -114,6 +114,7 @@ func bypassDescribe(status int, body []byte) string {
 // TestGateNoBypass sends the corpus through the gate as an http.RoundTripper in front of the raw upstream
 // server.
 func TestGateNoBypass(t *testing.T) {
+	t.Parallel()
 	corpus := upstreamtest.Corpus()
 	var summary bypassSummary
 	t.Cleanup(func() { summary.report(t) })
@@ -154,6 +155,7 @@ func TestGateNoBypass(t *testing.T) {
 // forwarded and executed exactly once with the very bytes sent; a GET of the cluster's details and a DELETE
 // with a body pass through.
 func TestGateBypassControls(t *testing.T) {
+	t.Parallel()
 	for _, e := range mustBypassEngines(t) {
 		for _, failOpen := range []bool{false, true} {
 			t.Run(e.name+"/"+bypassFailOpenName(failOpen), func(t *testing.T) {
@@ -189,6 +191,7 @@ func TestGateBypassControls(t *testing.T) {
 // and byte for byte, makes some modelled server execute a call the policy refuses; and no control does. A
 // case that is no attack on an ungated upstream tests nothing of the gate.
 func TestBypassCorpusIsLive(t *testing.T) {
+	t.Parallel()
 	e := mustBypassEngines(t)[0]
 	up := upstreamtest.NewServer()
 	t.Cleanup(up.Close)

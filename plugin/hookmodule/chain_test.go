@@ -14,6 +14,7 @@ import (
 // the rego engine, the same policy as a compiled precheck.wasm, and a third-party hook module (the freeze
 // example). Their findings merge into one decision.
 func TestChainOfAllThreeKinds(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, err := policy.Default()
 	if err != nil {
@@ -31,7 +32,7 @@ func TestChainOfAllThreeKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	freeze := load(t, module(t, freezeModule), hookmodule.Config{})
+	freeze := loadBuilt(t, freezeModule, hookmodule.Config{})
 	chain, err := plugin.NewChain(plugin.PolicyHook("rego", rego), plugin.PolicyHook("precheck.wasm", compiled), freeze)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/precheck/precheck/plugin"
 	"github.com/precheck/precheck/plugin/hookmodule"
 	"github.com/precheck/precheck/policy"
@@ -22,7 +24,14 @@ func ExampleLoad() {
 	if err != nil {
 		panic(err)
 	}
-	freeze, err := hookmodule.Load(ctx, wasm, hookmodule.Config{})
+	// A cache directory keeps the machine code across runs, so that only the first Load compiles the
+	// module (the tests compile it beforehand; with no Cache, every start of the host compiles it).
+	cache, err := wazero.NewCompilationCacheWithDir(built.cacheDir)
+	if err != nil {
+		panic(err)
+	}
+	defer cache.Close(ctx)
+	freeze, err := hookmodule.Load(ctx, wasm, hookmodule.Config{Cache: cache})
 	if err != nil {
 		panic(err)
 	}

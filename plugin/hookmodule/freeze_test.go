@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,38 +46,46 @@ func apiExample(t *testing.T, tags string) *policy.Document {
 // TestFreezeExample runs examples/hooks/freeze, built from source with freezeWindows, through a chain
 // next to another hook, and checks the decisions its README documents.
 func TestFreezeExample(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	at := func(s string) func() time.Time {
-		ts, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return func() time.Time { return ts }
-	}
-	wasm := module(t, freezeModule)
+	// Two Modules serve every case: one on the host's clock, one on a clock each case sets before it runs
+	// (a Load per case would spend most of the test checking the same module again).
+	host := loadBuilt(t, freezeModule, hookmodule.Config{})
+	var now atomic.Pointer[time.Time]
+	start := time.Now() // what the clocked Module's first instance sees, while it is created
+	now.Store(&start)
+	clocked := loadBuilt(t, freezeModule, hookmodule.Config{Clock: func() time.Time { return *now.Load() }})
 	for _, tc := range []struct {
 		name       string
-		clock      func() time.Time // nil: the host's
+		at         string // RFC 3339; "": the host's clock
 		tags       string
 		violations []string
 		warnings   []string // besides the other hook's
 	}{
-		{"untagged, windows in the past and far ahead", nil, `[{"key": "env", "value": "prod"}]`, nil, nil},
-		{"no tags at all", nil, `[]`, nil, nil},
-		{"no tags member", nil, ``, nil, nil},
-		{"tagged", nil, `[{"key": "env", "value": "prod"}, {"key": "change-freeze", "value": "true"}]`, []string{"FREEZE-TAG-001"}, nil},
-		{"tagged TRUE", nil, `[{"key": "change-freeze", "value": " TRUE"}]`, []string{"FREEZE-TAG-001"}, nil},
-		{"tagged false", nil, `[{"key": "change-freeze", "value": "false"}]`, nil, nil},
-		{"tags unreadable", nil, `"change-freeze=true"`, []string{"FREEZE-TAG-002"}, nil},
-		{"cluster unknown", nil, `-`, []string{"FREEZE-TAG-002"}, nil},
-		{"inside a window", at("2036-12-24T18:00:00Z"), `[]`, []string{"FREEZE-WINDOW-001"}, nil},
-		{"inside a window, tagged", at("2020-12-20T00:00:00Z"), `[{"key": "change-freeze", "value": "true"}]`, []string{"FREEZE-TAG-001", "FREEZE-WINDOW-001"}, nil},
-		{"at the end of a window", at("2037-01-05T00:00:00Z"), `[]`, nil, nil},
-		{"a window starts in 3 days", at("2036-12-17T00:00:00Z"), `[]`, nil, []string{"FREEZE-WINDOW-002"}},
-		{"a window starts in 8 days", at("2036-12-12T00:00:00Z"), `[]`, nil, nil},
+		{"untagged, windows in the past and far ahead", "", `[{"key": "env", "value": "prod"}]`, nil, nil},
+		{"no tags at all", "", `[]`, nil, nil},
+		{"no tags member", "", ``, nil, nil},
+		{"tagged", "", `[{"key": "env", "value": "prod"}, {"key": "change-freeze", "value": "true"}]`, []string{"FREEZE-TAG-001"}, nil},
+		{"tagged TRUE", "", `[{"key": "change-freeze", "value": " TRUE"}]`, []string{"FREEZE-TAG-001"}, nil},
+		{"tagged false", "", `[{"key": "change-freeze", "value": "false"}]`, nil, nil},
+		{"tags unreadable", "", `"change-freeze=true"`, []string{"FREEZE-TAG-002"}, nil},
+		{"cluster unknown", "", `-`, []string{"FREEZE-TAG-002"}, nil},
+		{"inside a window", "2036-12-24T18:00:00Z", `[]`, []string{"FREEZE-WINDOW-001"}, nil},
+		{"inside a window, tagged", "2020-12-20T00:00:00Z", `[{"key": "change-freeze", "value": "true"}]`, []string{"FREEZE-TAG-001", "FREEZE-WINDOW-001"}, nil},
+		{"at the end of a window", "2037-01-05T00:00:00Z", `[]`, nil, nil},
+		{"a window starts in 3 days", "2036-12-17T00:00:00Z", `[]`, nil, []string{"FREEZE-WINDOW-002"}},
+		{"a window starts in 8 days", "2036-12-12T00:00:00Z", `[]`, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			freeze := load(t, wasm, hookmodule.Config{Clock: tc.clock})
+			freeze := host
+			if tc.at != "" {
+				at, err := time.Parse(time.RFC3339, tc.at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				now.Store(&at)
+				freeze = clocked
+			}
 			if freeze.Name() != "freeze" {
 				t.Errorf("Name() = %q", freeze.Name())
 			}
@@ -111,6 +120,7 @@ func TestFreezeExample(t *testing.T) {
 
 // TestFreezeReadme checks the violation the README shows, word for word.
 func TestFreezeReadme(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../examples/hooks/freeze/README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +134,7 @@ func TestFreezeReadme(t *testing.T) {
 	if err := json.Unmarshal(readme[start+8:start+8+end], &want); err != nil {
 		t.Fatal(err)
 	}
-	freeze := load(t, module(t, freezeModule), hookmodule.Config{})
+	freeze := loadBuilt(t, freezeModule, hookmodule.Config{})
 	d, err := freeze.Run(context.Background(), apiExample(t, `[{"key": "change-freeze", "value": "true"}]`))
 	if err != nil {
 		t.Fatal(err)

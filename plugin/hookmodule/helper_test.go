@@ -8,10 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 
 	"github.com/precheck/precheck/plugin/hookmodule"
 	"github.com/precheck/precheck/policy"
@@ -30,11 +33,18 @@ var built struct {
 	once  sync.Once
 	dir   string
 	paths map[string]string
-	err   error
+	// cacheDir holds the machine code of the Go hook modules (see testdata/precompile), and cache reads
+	// it. Tests load the modules with Config.Cache set to it, through loadBuilt.
+	cacheDir string
+	cache    wazero.CompilationCache
+	err      error
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if built.cache != nil {
+		built.cache.Close(context.Background())
+	}
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}
@@ -42,11 +52,12 @@ func TestMain(m *testing.M) {
 }
 
 // builtPath returns the file of a Go hook module, building them all the first time: with the local
-// toolchain (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared), all at once. It also loads each
-// once, into the package's shared compilation cache, and keeps it open, so that the tests' Loads (with
-// Config.Cache nil) find the machine code there: compiling a Go module takes a second, twenty under -race.
+// toolchain (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared), all at once. Then testdata/precompile,
+// a program built without -race, compiles them to machine code into a cache directory: wazero's compiler
+// takes a few seconds for a Go module, but a minute when it runs in the test binary, under the race
+// detector. wazero's machine code is the same whichever binary compiled it.
 func builtPath(name string) (string, error) {
-	built.once.Do(func() { built.dir, built.paths, built.err = buildModules() })
+	built.once.Do(func() { built.err = buildModules() })
 	if built.err != nil {
 		return "", built.err
 	}
@@ -66,11 +77,34 @@ func module(tb testing.TB, name string) []byte {
 	return data
 }
 
-func buildModules() (dir string, paths map[string]string, err error) {
-	dir, err = os.MkdirTemp("", "hookmodule-test")
-	if err != nil {
-		return "", nil, err
+// compiledCache returns the cache that holds the machine code of the Go hook modules.
+func compiledCache(tb testing.TB) wazero.CompilationCache {
+	tb.Helper()
+	if _, err := builtPath(probeModule); err != nil {
+		tb.Fatal(err)
 	}
+	return built.cache
+}
+
+// loadBuilt loads a Go hook module the tests built, with cfg and the cache of its machine code. A zero
+// cfg.Timeout is a minute, not DefaultTimeout: creating an instance of a Go module takes a while under
+// -race on a busy machine, and only the tests of the time limit should meet one.
+func loadBuilt(tb testing.TB, name string, cfg hookmodule.Config) *hookmodule.Module {
+	tb.Helper()
+	cfg.Cache = compiledCache(tb)
+	if cfg.Timeout == 0 {
+		cfg.Timeout = time.Minute
+	}
+	return load(tb, module(tb, name), cfg)
+}
+
+// buildModules fills in built.
+func buildModules() error {
+	dir, err := os.MkdirTemp("", "hookmodule-test")
+	if err != nil {
+		return err
+	}
+	built.dir = dir
 	specs := map[string][]string{
 		probeModule:  {"./testdata/probe"},
 		freezeModule: {"-ldflags", "-X main.freezeWindows=" + freezeWindows, "../../examples/hooks/freeze"},
@@ -84,24 +118,18 @@ func buildModules() (dir string, paths map[string]string, err error) {
 		wg   sync.WaitGroup
 		errs []string
 	)
-	paths = map[string]string{}
+	paths := map[string]string{}
 	for name, args := range specs {
 		wg.Go(func() {
 			out := filepath.Join(dir, name+".wasm")
 			cmd := exec.Command(goTool, append([]string{"build", "-buildmode=c-shared", "-o", out}, args...)...)
 			// GOFLAGS is cleared: a -race or -cover meant for the test binary does not apply to wasm.
 			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
-			if msg, err := cmd.CombinedOutput(); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Sprintf("building %s (go build %s): %v\n%s", name, strings.Join(args, " "), err, msg))
-				mu.Unlock()
-				return
-			}
-			err := warm(out)
+			msg, err := cmd.CombinedOutput()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Sprintf("loading %s: %v", name, err))
+				errs = append(errs, fmt.Sprintf("building %s (go build %s): %v\n%s", name, strings.Join(args, " "), err, msg))
 				return
 			}
 			paths[name] = out
@@ -109,19 +137,46 @@ func buildModules() (dir string, paths map[string]string, err error) {
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		return dir, nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+		return fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
-	return dir, paths, nil
-}
 
-// warm loads a module and leaves it open, so that its code stays in the shared compilation cache.
-func warm(path string) error {
-	data, err := os.ReadFile(path)
+	// wazero files its cache under its version, which it reads from the binary's build information: a
+	// test binary has none of its dependencies' and says "dev". The precompiler is told to say the same.
+	cacheDir := filepath.Join(dir, "wazero")
+	args := []string{"run", "-ldflags=-X=github.com/tetratelabs/wazero/internal/version.version=" + wazeroVersion(),
+		"./testdata/precompile", cacheDir, paths[probeModule], paths[freezeModule]}
+	cmd := exec.Command(goTool, args...)
+	cmd.Env = append(os.Environ(), "GOFLAGS=") // without -race: that is the point
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("precompiling the hook modules (go %s): %v\n%s", strings.Join(args, " "), err, msg)
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
 	if err != nil {
 		return err
 	}
-	_, err = hookmodule.Load(context.Background(), data, hookmodule.Config{Timeout: time.Minute})
-	return err
+	built.paths, built.cacheDir, built.cache = paths, cacheDir, cache
+	return nil
+}
+
+// wazeroVersion is the version wazero finds for itself in this binary (internal/version.GetWazeroVersion):
+// the dependency's in the build information, else the main module's, else "dev".
+func wazeroVersion() string {
+	missing := func(v string) bool { return v == "" || v == "(devel)" }
+	v := ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if strings.Contains(dep.Path, "github.com/tetratelabs/wazero") {
+				v = dep.Version
+			}
+		}
+		if missing(v) {
+			v = info.Main.Version
+		}
+	}
+	if missing(v) {
+		return "dev"
+	}
+	return v
 }
 
 func load(tb testing.TB, wasm []byte, cfg hookmodule.Config) *hookmodule.Module {

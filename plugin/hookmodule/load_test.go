@@ -11,6 +11,7 @@ import (
 )
 
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	abi := handWritten(answering(32, 2))
 	for _, tc := range []struct {
 		name   string
@@ -84,6 +85,7 @@ func TestLoadErrors(t *testing.T) {
 
 // TestHandWritten runs a hook written in raw wasm: what a module in any language can do wrong.
 func TestHandWritten(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	doc := document(t, `{"request": {}}`)
 	for _, tc := range []struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,16 +38,20 @@ func checkDeny(t *testing.T, d *policy.Decision) {
 // an error naming the hook and saying what happened, within bounds, and that the same Module, and a
 // Chain holding it next to another hook, serve the next request correctly.
 func TestFailuresThenRecovery(t *testing.T) {
-	const timeout = 500 * time.Millisecond
-	m := load(t, module(t, probeModule), hookmodule.Config{MemoryLimitPages: 256, Timeout: timeout, MaxInstances: 2})
+	t.Parallel()
+	// Each failure gets limits that only it can reach. The loop and the sleep, which never end, run on a
+	// Module with a short time limit, though not too short: it bounds the creation of the fresh instance
+	// that serves the requests after a failure too, which takes a few hundred milliseconds under -race on
+	// a busy machine. Every other failure runs on one with all the time it wants, so that its error names
+	// what happened however slow the machine (the memory hog is slow under -race).
+	const timeout = 2 * time.Second
+	m := loadBuilt(t, probeModule, hookmodule.Config{MemoryLimitPages: 256, Timeout: timeout, MaxInstances: 2})
 	chain, err := plugin.NewChain(m, allowWithWarning)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each failure gets limits that only it can reach: the memory hog has all the time it wants, so that its
-	// error names the memory limit however slow the machine (the hog is slow under -race).
-	hog := load(t, module(t, probeModule), hookmodule.Config{MemoryLimitPages: 256, Timeout: time.Minute, MaxInstances: 2})
-	hogChain, err := plugin.NewChain(hog, allowWithWarning)
+	patient := loadBuilt(t, probeModule, hookmodule.Config{MemoryLimitPages: 256, Timeout: time.Minute, MaxInstances: 2})
+	patientChain, err := plugin.NewChain(patient, allowWithWarning)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +62,7 @@ func TestFailuresThenRecovery(t *testing.T) {
 		is    error
 		says  string // in the error text, after "hook probe: "
 	}{
-		{"loop", context.DeadlineExceeded, "did not finish within its time limit of 500ms"},
+		{"loop", context.DeadlineExceeded, "did not finish within its time limit of 2s"},
 		{"sleep", context.DeadlineExceeded, "did not finish within its time limit"},
 		{"hog", hookmodule.ErrMemoryLimit, `reached its memory limit of 256 pages (16 MiB) (stderr: "fatal error: out of memory")`},
 		{"trap", hookmodule.ErrTrapped, `trapped in precheck_hook: wasm error: unreachable (stderr: "panic: probe: trap requested")`},
@@ -67,9 +72,15 @@ func TestFailuresThenRecovery(t *testing.T) {
 		{"error", hookmodule.ErrNoJudgement, "could not judge: probe: cannot judge, as asked"},
 	} {
 		t.Run(tc.probe, func(t *testing.T) {
-			m, chain, timeout := m, chain, timeout
+			t.Parallel()
+			// bound is how long the failure may take: the time limit, or, for a failure that is not one, what
+			// a trap takes and more; the hog fills its memory a page at a time, which takes longer.
+			m, chain, bound := m, chain, timeout+2*time.Second
+			if !errors.Is(tc.is, context.DeadlineExceeded) {
+				m, chain = patient, patientChain
+			}
 			if tc.probe == "hog" {
-				m, chain, timeout = hog, hogChain, time.Minute
+				bound = time.Minute + 2*time.Second
 			}
 			doc := probe(t, tc.probe)
 			start := time.Now()
@@ -90,8 +101,8 @@ func TestFailuresThenRecovery(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q spans lines; it ends up in an API answer", err)
 			}
-			if elapsed > timeout+2*time.Second {
-				t.Errorf("the failure took %v, the time limit is %v", elapsed, timeout)
+			if elapsed > bound {
+				t.Errorf("the failure took %v, over %v", elapsed, bound)
 			}
 
 			// The chain refuses, naming the hook, and keeps the other hook's findings.
@@ -126,7 +137,8 @@ func TestFailuresThenRecovery(t *testing.T) {
 // TestInstancesAreReused checks that a sound instance serves the next call (the probe counts the calls its
 // instance served) and that a failed one is not reused.
 func TestInstancesAreReused(t *testing.T) {
-	m := load(t, module(t, probeModule), hookmodule.Config{MaxInstances: 1})
+	t.Parallel()
+	m := loadBuilt(t, probeModule, hookmodule.Config{MaxInstances: 1})
 	ctx := context.Background()
 	calls := func() string {
 		t.Helper()
@@ -151,7 +163,7 @@ func TestInstancesAreReused(t *testing.T) {
 // TestSandbox checks what a hook can see: no file system, no environment, no arguments; the host's wall
 // clock, or Config.Clock.
 func TestSandbox(t *testing.T) {
-	m := load(t, module(t, probeModule), hookmodule.Config{})
+	m := loadBuilt(t, probeModule, hookmodule.Config{})
 	ctx := context.Background()
 	report := func(what string) string {
 		t.Helper()
@@ -184,7 +196,7 @@ func TestSandbox(t *testing.T) {
 	}
 
 	at := time.Date(2031, 2, 3, 4, 5, 6, 7000, time.UTC)
-	m = load(t, module(t, probeModule), hookmodule.Config{Clock: func() time.Time { return at }})
+	m = loadBuilt(t, probeModule, hookmodule.Config{Clock: func() time.Time { return at }})
 	d, err := m.Run(ctx, probe(t, "clock"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +209,8 @@ func TestSandbox(t *testing.T) {
 // TestCallerContext checks that the caller's context stops a call too, and is told apart from the hook's
 // time limit.
 func TestCallerContext(t *testing.T) {
-	m := load(t, module(t, probeModule), hookmodule.Config{Timeout: time.Minute})
+	t.Parallel()
+	m := loadBuilt(t, probeModule, hookmodule.Config{Timeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -222,14 +235,34 @@ func TestCallerContext(t *testing.T) {
 // TestWaitForInstance checks that a Run waits for a free instance when all are busy, honouring its
 // context.
 func TestWaitForInstance(t *testing.T) {
-	m := load(t, module(t, probeModule), hookmodule.Config{MaxInstances: 1, Timeout: 2 * time.Second})
-	loop := probe(t, "loop")
-	done := make(chan error)
+	t.Parallel()
+	// The sleeping probe holds the only instance until its time limit. It reads the wall clock as it
+	// starts, which tells the test, through Config.Clock, that the instance is taken: no sleeping on a
+	// guess of how long the goroutine takes to get there.
+	var (
+		armed   atomic.Bool
+		holding = make(chan struct{})
+		once    sync.Once
+	)
+	clock := func() time.Time {
+		if armed.Load() {
+			once.Do(func() { close(holding) })
+		}
+		return time.Now()
+	}
+	m := loadBuilt(t, probeModule, hookmodule.Config{MaxInstances: 1, Timeout: 2 * time.Second, Clock: clock})
+	sleep := probe(t, "sleep")
+	armed.Store(true)
+	done := make(chan error, 1)
 	go func() {
-		_, err := m.Run(context.Background(), loop) // holds the only instance until its time limit
+		_, err := m.Run(context.Background(), sleep)
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-holding:
+	case err := <-done:
+		t.Fatalf("sleep ended before it was seen running: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := m.Run(ctx, probe(t, "allow"))
@@ -237,7 +270,7 @@ func TestWaitForInstance(t *testing.T) {
 		t.Errorf("Run with every instance busy: %v, want it to give up waiting", err)
 	}
 	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("loop: %v", err)
+		t.Errorf("sleep: %v", err)
 	}
 	if d, err := m.Run(context.Background(), probe(t, "allow")); err != nil || !d.Allowed {
 		t.Errorf("Run afterwards: %+v, %v", d, err)
@@ -247,13 +280,16 @@ func TestWaitForInstance(t *testing.T) {
 // TestConcurrentRuns runs many goroutines on one Module with fewer instances than goroutines, failures
 // mixed in, and checks every answer (run it with -race).
 func TestConcurrentRuns(t *testing.T) {
-	m := load(t, module(t, probeModule), hookmodule.Config{MaxInstances: 3})
+	t.Parallel()
+	m := loadBuilt(t, probeModule, hookmodule.Config{MaxInstances: 3, Timeout: time.Minute})
 	chain, err := plugin.NewChain(m, allowWithWarning)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	const goroutines, runs = 16, 12
+	// Every goroutine runs each kind of call once, in an order of its own. A failed call costs a fresh
+	// instance, which takes a tenth of a second under -race: more runs add time, not interleavings.
+	const goroutines, runs = 16, 4
 	allow, trap, garbage := probe(t, "allow"), probe(t, "trap"), probe(t, "garbage")
 	deny := make([][]*policy.Document, goroutines)
 	for g := range deny {
@@ -298,7 +334,8 @@ func TestConcurrentRuns(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	m, err := hookmodule.Load(context.Background(), module(t, probeModule), hookmodule.Config{})
+	t.Parallel()
+	m, err := hookmodule.Load(context.Background(), module(t, probeModule), hookmodule.Config{Cache: compiledCache(t), Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

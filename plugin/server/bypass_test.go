@@ -144,6 +144,7 @@ func bypassSend(t *testing.T, ctx context.Context, addr string, c upstreamtest.C
 
 // TestServeNoBypass sends the corpus through the proxy.
 func TestServeNoBypass(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	byClass := map[string][]string{}
 	t.Cleanup(func() {
@@ -183,6 +184,7 @@ func TestServeNoBypass(t *testing.T) {
 // TestServeBypassControls: each tenant's allowed call goes through the proxy and is executed exactly once
 // with the very bytes sent; a GET of the cluster's details and a DELETE with a body pass through.
 func TestServeBypassControls(t *testing.T) {
+	t.Parallel()
 	forEachBypassProxy(t, func(t *testing.T, config string, b bypassBackend, addr string, up *upstreamtest.Server, tr *http.Transport) {
 		for _, c := range upstreamtest.Controls() {
 			t.Run(c.Name, func(t *testing.T) {

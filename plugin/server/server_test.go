@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -71,9 +70,14 @@ func start(t *testing.T, cfg server.Config) *running {
 	return r
 }
 
+// defaultSource serves the embedded default policy, read once per test binary: a Policy is immutable, so
+// the servers of parallel tests share it (the bypass tests share theirs too), and each still compiles it
+// with its own backend.
 func defaultSource() server.Source {
-	return &server.Files{Read: policy.Default, Name: "embedded default"}
+	return &server.Files{Read: embeddedDefault, Name: "embedded default"}
 }
+
+var embeddedDefault = sync.OnceValues(policy.Default)
 
 func regoBackend() policy.Backend { return policy.Rego() }
 
@@ -98,6 +102,7 @@ func postJSON(t testing.TB, url string, body []byte) (int, []byte, http.Header) 
 }
 
 func TestDecisionAPI(t *testing.T) {
+	t.Parallel()
 	var log syncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
 
@@ -221,6 +226,7 @@ func matches(m *dto.Metric, want map[string]string) bool {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend})
 	postJSON(t, s.URL+"/v1/precheck", example(t, "denied-guest-agent-too-old.json"))
 	postJSON(t, s.URL+"/v1/precheck", example(t, "denied-regulated-general-cipher.json"))
@@ -264,6 +270,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestGateProxy(t *testing.T) {
+	t.Parallel()
 	upstream := dwsfake.New()
 	defer upstream.Close()
 	upstream.SeedExample()
@@ -322,6 +329,7 @@ func TestGateProxy(t *testing.T) {
 // TestReloadUnderLoad reloads to a good and to a broken policy while clients keep asking: no request fails,
 // the good policy takes over, the broken one is reported and the good one keeps serving.
 func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeData := func(agent string) {
 		os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_guest_agent_version": "`+agent+`"}}}`), 0o644)
@@ -354,17 +362,31 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Each phase lasts until the clients have been answered a few times in it, however slow the machine.
+	answered := func() int64 { return failures.Load() + allowed.Load() + denied.Load() }
+	waitFor := func(cond func() bool, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); {
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("timed out waiting for %s: %d failures, %d allowed, %d denied", what, failures.Load(), allowed.Load(), denied.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor(func() bool { return allowed.Load() >= 8 }, "answers from the first policy")
 	writeData("9.0.0")
 	if err := s.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitFor(func() bool { return denied.Load() >= 8 }, "answers from the reloaded policy")
 	os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package precheck.rules.broken\n\nx := y\n"), 0o644)
 	if err := s.Reload(context.Background()); err == nil {
 		t.Error("a broken policy reloaded")
 	}
-	time.Sleep(200 * time.Millisecond)
+	after := answered()
+	waitFor(func() bool { return answered() >= after+8 }, "answers after the failed reload")
 	close(stop)
 	wg.Wait()
 
@@ -398,6 +420,7 @@ func TestReloadUnderLoad(t *testing.T) {
 
 // TestGracefulShutdown: requests in flight when the server is told to stop still get their answers.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	upstream := dwsfake.New()
 	defer upstream.Close()
 	upstream.SeedExample()
@@ -415,7 +438,13 @@ func TestGracefulShutdown(t *testing.T) {
 			errs <- err
 		})
 	}
-	time.Sleep(150 * time.Millisecond) // the calls are now waiting on the slow upstream
+	// Stop once every call is waiting on the slow upstream (which counts a call as it arrives).
+	for deadline := time.Now().Add(10 * time.Second); upstream.Hits(dwsfake.ListClusterDetails) < 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 4 calls reached the upstream", upstream.Hits(dwsfake.ListClusterDetails))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	s.stop()
 	wg.Wait()
 	close(errs)
@@ -494,7 +523,7 @@ func (b *bundleServer) serve(data []byte) {
 // with key; tamper changes the data after signing.
 func signedBundle(t *testing.T, key *rsa.PrivateKey, revision, agent string, tamper bool) []byte {
 	t.Helper()
-	p, err := policy.Default()
+	p, err := embeddedDefault() // Bundle returns a copy to change
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,10 +551,8 @@ func signedBundle(t *testing.T, key *rsa.PrivateKey, revision, agent string, tam
 }
 
 func TestBundleService(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	key, _ := rsaKeys(t)
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	verify := bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{
 		"precheck": {Key: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})), Algorithm: "RS256"},
@@ -593,12 +620,14 @@ func TestBundleService(t *testing.T) {
 // TestLoad is a bounded load test on loopback: 50 clients for 2 seconds per engine, zero errors; it reports
 // throughput and latency percentiles (go test -run TestLoad -v).
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	doc := example(t, "allowed-api-example.json")
 	for _, engine := range []struct {
 		name    string
 		backend func() policy.Backend
 	}{{"rego", regoBackend}, {"wasm", func() policy.Backend { return wasm.Backend(wasm.Config{}) }}} {
 		t.Run(engine.name, func(t *testing.T) {
+			t.Parallel()
 			s := start(t, server.Config{Source: defaultSource(), Backend: engine.backend})
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			const clients, duration = 50, 2 * time.Second
@@ -649,6 +678,7 @@ type apiError struct {
 
 // TestEnvelope: /v1/precheck takes OPA's {"input": <document>} as well as the document, as strictly.
 func TestEnvelope(t *testing.T) {
+	t.Parallel()
 	var log syncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
 	doc := example(t, "allowed-api-example.json")
@@ -711,6 +741,7 @@ func slowRequest(t *testing.T, base, method, path string, header http.Header, bo
 // TestBodyTimeout: a body that does not arrive within BodyReadTimeout is answered 408, and never reaches
 // the policy or the gate.
 func TestBodyTimeout(t *testing.T) {
+	t.Parallel()
 	upstream := dwsfake.New()
 	defer upstream.Close()
 	upstream.SeedExample()
@@ -783,6 +814,7 @@ func rawUpstream(t *testing.T, answer func(*http.Request) string) *url.URL {
 // TestUpstreamSecretsNotEchoed: an upstream that echoes the caller's credentials (in a malformed status
 // line, in garbage) gets them into neither precheck's log, nor its 502, nor the decision log.
 func TestUpstreamSecretsNotEchoed(t *testing.T) {
+	t.Parallel()
 	const token = "tok-3f9a2c71e4b8d605" // short enough that only redaction by the header's name catches it
 	sum := sha256.Sum256([]byte("the request, signed"))
 	signature := hex.EncodeToString(sum[:])

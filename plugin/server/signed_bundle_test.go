@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -27,6 +28,7 @@ import (
 // (its default key id and algorithm); the same bundle with one byte of data.json changed, signed with
 // another key, or not signed, is refused.
 func TestSignedBundleFromBuild(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, err := policy.Default()
 	if err != nil {
@@ -36,7 +38,7 @@ func TestSignedBundleFromBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, other := rsaKey(t), rsaKey(t)
+	key, other := rsaKeys(t)
 	sign := func(k *rsa.PrivateKey) []byte {
 		t.Helper()
 		var buf bytes.Buffer
@@ -94,17 +96,29 @@ func TestSignedBundleFromBuild(t *testing.T) {
 	}
 }
 
-func rsaKey(t *testing.T) *rsa.PrivateKey {
+// rsaKeys returns two RSA keys, generated once per test binary: generating a 2048-bit key takes a good
+// part of a second under -race, and no test needs keys of its own, only two that differ.
+func rsaKeys(t *testing.T) (*rsa.PrivateKey, *rsa.PrivateKey) {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	keys, err := generatedKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	return keys[0], keys[1]
 }
 
-// tamper re-packs a bundle with one digit of the named file changed (so that it is still valid JSON), its
-// signatures as they were.
+var generatedKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
+	var keys [2]*rsa.PrivateKey
+	for i := range keys {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return keys, err
+		}
+		keys[i] = k
+	}
+	return keys, nil
+})
+
 func tamper(t *testing.T, data []byte, name string) []byte {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(data))
