@@ -50,19 +50,33 @@ func boolFactFlags() []string {
 
 func newCheckCmd(e *env) *cobra.Command {
 	var (
-		pf      policyFlags
-		input   string
-		format  string
-		at      time.Time
-		explain bool
+		pf              policyFlags
+		api             apiFlags
+		input           string
+		inventoryPath   string
+		inventoryFormat string
+		format          string
+		at              time.Time
+		explain         bool
 	)
 	facts := make([]*optional, len(factFlags))
 	cmd := &cobra.Command{
-		Use:   "check [--input FILE|-] [fact flags]",
-		Short: "Decide on one input document (a file, stdin, or flags)",
+		Use:   "check [--input FILE|- | --from-api] [fact flags]",
+		Short: "Decide on one input document (a file, stdin, flags, or the DWS and KMS APIs)",
 		Long: `Decide on one input document: a JSON or YAML file, stdin (--input -), or flags for the common
 members. Flags set members over what the file holds; a member neither gives stays unknown, and the
 policy refuses unknown facts (the gate fails closed).
+
+--from-api gathers the facts where they live instead: the cluster's details, encryption state and DR
+relationships from DWS, the key the call names from KMS (DescribeKey), through the official SDK, for the
+call --project-id, --cluster-id, --algorithm, --key-id and --key-name describe, asked in --region (the
+SDK's region catalogue) or at --endpoint. Credentials come only from the SDK's own providers: the
+environment (HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_SECURITY_TOKEN), the profile file
+(~/.huaweicloud/credentials), the metadata service of a cloud host; never from a flag. The API does not
+know the guestAgent version or the tenant class: --agent-version and --tenant-class give them, or an
+--inventory entry does (the flag stands before the inventory). The output says where each fact came
+from (a "facts" block; a "provenance" member with --format json). An API failure names the call and
+the HTTP status, and exits 3: precheck could not decide.
 
 Text output shows the verdict, each violation with its field, actual against expected, and the fix;
 --format json prints the decision. --explain adds, for each finding, the rule (file:line), the members
@@ -71,18 +85,25 @@ of the input and data it read and their values, and the rules that were checked 
 The boolean fact flags (--encrypted, --dr) take their value after "=" or as the next argument:
 --encrypted, --encrypted=false and --encrypted false all work.
 
-Exit codes: 0 allowed (warnings printed), 1 denied, 2 bad usage or unreadable input, 3 policy or engine
-error.`,
+Exit codes: 0 allowed (warnings printed), 1 denied, 2 bad usage or unreadable input (with --from-api:
+no --region or --endpoint, a region the SDK does not know), 3 policy or engine error, or with --from-api
+an API call that failed or no credentials (precheck could not decide).`,
 		Example: `  precheck check --input examples/inputs/allowed-api-example.json
   precheck check --input doc.yaml --explain
   cat doc.json | precheck check --input - --format json
   precheck check --project-id 89cd04f168b84af6be287f71730fdb4b --cluster-id 97cbaab3-939e-4dbc-9187-0fe240f2b9fd \
     --algorithm generalCipher --key-id 0f3196c8-5c23-469f-84da-92ecd2499dce --cluster-version 8.1.3.310 \
     --agent-version 8.3.0.200 --status AVAILABLE --task-status "" --encrypted false --dr false \
-    --key-fact-id 0f3196c8-5c23-469f-84da-92ecd2499dce --key-state 2 --tenant-class default`,
+    --key-fact-id 0f3196c8-5c23-469f-84da-92ecd2499dce --key-state 2 --tenant-class default
+  HUAWEICLOUD_SDK_AK=... HUAWEICLOUD_SDK_SK=... precheck check --from-api --region cn-north-4 \
+    --project-id 89cd04f168b84af6be287f71730fdb4b --cluster-id 97cbaab3-939e-4dbc-9187-0fe240f2b9fd \
+    --algorithm SMcompatible --key-id 0f3196c8-5c23-469f-84da-92ecd2499dce --agent-version 8.3.0.200`,
 		Args: noArgs("the input is --input FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := decisionFormats[format]
+			if err := checkSourceFlags(cmd, &api, input, inventoryPath); err != nil {
+				return err
+			}
 			var opts []policy.Option
 			if !at.IsZero() {
 				opts = append(opts, policy.WithClock(func() time.Time { return at }))
@@ -96,15 +117,40 @@ error.`,
 				return err
 			}
 			defer eng.Close(cmd.Context())
-			doc, err := readInput(e, input, facts, eng.Limits())
-			if err != nil {
+			var doc *policy.Document
+			var sources []factSource
+			if api.fromAPI {
+				// The policy is loaded and prepared first: a broken policy costs no API call.
+				g, err := gatherCheck(cmd.Context(), e, &api, facts, inventoryPath, inventoryFormat)
+				if err != nil {
+					return err
+				}
+				if doc, err = policy.NewDocument(g.Input, eng.Limits()); err != nil {
+					return err
+				}
+				sources = factSources(g.Input, g.Provenance)
+			} else if doc, err = readInput(e, input, facts, eng.Limits()); err != nil {
 				return err
 			}
 			d, err := eng.CheckDocument(cmd.Context(), doc)
 			if err != nil {
 				return err
 			}
-			if explain {
+			if api.fromAPI {
+				var x *policy.Explanation
+				if explain {
+					own, err := pf.loadOwn()
+					if err != nil {
+						return err
+					}
+					if x, err = own.Explain(doc, d); err != nil {
+						return err
+					}
+				}
+				if err := writeWithSources(e.stdout, format, d, x, sources, e.colour()); err != nil {
+					return err
+				}
+			} else if explain {
 				// The explanation walks the policy's modules: on a policy of its own (see loadOwn).
 				own, err := pf.loadOwn()
 				if err != nil {
@@ -129,6 +175,10 @@ error.`,
 	}
 	pf.register(cmd, "rego")
 	cmd.Flags().StringVar(&input, "input", "", "the input document: a JSON or YAML file, or - for stdin")
+	api.register(cmd, "with --from-api: the region to ask, by its name in the SDK's region catalogue (cn-north-4)")
+	cmd.Flags().StringVar(&inventoryPath, "inventory", "", "with --from-api: an inventory (JSON, YAML or CSV; - for stdin) for what the API lacks: the guestAgent version, the tenant class")
+	choiceFlag(cmd, &inventoryFormat, "inventory-format", "inventory format", "", inventoryFormats,
+		"the inventory's format (default: from the file's extension, else its content)")
 	formatFlag(cmd, &format, decisionFormats)
 	cmd.Flags().Var(timeValue{&at}, "at", "decide as if it were this time, an RFC 3339 time or a date (to preview a waiver's expiry)")
 	cmd.Flags().BoolVar(&explain, "explain", false, "also say, for each finding, the rule (file:line), the members it read and their values, and which rules passed")

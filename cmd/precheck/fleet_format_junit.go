@@ -43,6 +43,7 @@ type junitTestCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Error     *junitFailure `xml:"error,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
@@ -57,6 +58,7 @@ func (fleetJUnit) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 		Name:      "precheck fleet",
 		Tests:     r.Summary.Total,
 		Failures:  r.Summary.Blocked,
+		Errors:    r.Summary.CouldNotDecide,
 		Timestamp: r.At,
 		Properties: []junitProperty{
 			{Name: "policy", Value: r.Policy},
@@ -78,6 +80,10 @@ func (fleetJUnit) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 				Text:    junitFindings(c.Violations),
 			}
 		}
+		if c.Verdict == verdictUndecided {
+			// Not a failure: the cluster was not judged at all, as a test that could not run is an error.
+			tc.Error = &junitFailure{Message: verdictUndecided + ": " + titleUndecided, Type: codeUndecided, Text: c.Reason + "\n"}
+		}
 		if len(c.Warnings) > 0 {
 			tc.SystemOut = "warnings:\n" + junitFindings(c.Warnings)
 		}
@@ -87,6 +93,7 @@ func (fleetJUnit) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 		Name:     "precheck fleet",
 		Tests:    suite.Tests,
 		Failures: suite.Failures,
+		Errors:   suite.Errors,
 		Suites:   []junitTestSuite{suite},
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {

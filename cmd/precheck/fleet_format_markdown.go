@@ -13,7 +13,12 @@ func (fleetMarkdown) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 	p := &printer{w: w}
 	s := r.Summary
 	p.printf("# Fleet readiness\n\nPolicy %s, decided at %s.\n\n", mdCode(r.Policy), r.At)
-	p.printf("| Clusters | Ready | Blocked |\n|---:|---:|---:|\n| %d | %d | %d |\n", s.Total, s.Ready, s.Blocked)
+	if s.CouldNotDecide > 0 {
+		p.printf("| Clusters | Ready | Blocked | Could not decide |\n|---:|---:|---:|---:|\n| %d | %d | %d | %d |\n",
+			s.Total, s.Ready, s.Blocked, s.CouldNotDecide)
+	} else {
+		p.printf("| Clusters | Ready | Blocked |\n|---:|---:|---:|\n| %d | %d | %d |\n", s.Total, s.Ready, s.Blocked)
+	}
 	reasons := func(head string, rs []fleetReason) {
 		if len(rs) == 0 {
 			return
@@ -28,10 +33,13 @@ func (fleetMarkdown) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 	p.printf("\n## Clusters\n\n| # | Project | Cluster | Verdict | Reasons |\n|---:|---|---|---|---|\n")
 	for i, c := range r.Clusters {
 		verdict := c.Verdict
-		if verdict == verdictBlocked {
+		if verdict != verdictReady {
 			verdict = "**" + verdict + "**"
 		}
 		var reasons []string
+		if c.Reason != "" {
+			reasons = append(reasons, mdCell(c.Reason))
+		}
 		for _, v := range c.Violations {
 			reasons = append(reasons, mdCode(v.Code)+" "+mdCell(v.Message))
 		}

@@ -43,6 +43,8 @@ type sarifRunProperties struct {
 	Total   int    `json:"total"`
 	Ready   int    `json:"ready"`
 	Blocked int    `json:"blocked"`
+	// CouldNotDecide counts the clusters whose facts could not be gathered.
+	CouldNotDecide int `json:"could_not_decide"`
 }
 
 type sarifTool struct {
@@ -115,6 +117,10 @@ func (fleetSARIF) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 	// The rules: every code the report names, once, by code; a code can deny one cluster and only warn on
 	// another (a waiver, a tenant class's level).
 	reasons := slices.Concat(r.Summary.BlockedBy, r.Summary.WarnedBy)
+	if r.Summary.CouldNotDecide > 0 {
+		reasons = append(reasons, fleetReason{Code: codeUndecided, Title: titleUndecided,
+			Remediation: "fix what the reason names (credentials, permissions, the API's availability) and run the report again"})
+	}
 	slices.SortStableFunc(reasons, func(a, b fleetReason) int { return cmp.Compare(a.Code, b.Code) })
 	reasons = slices.CompactFunc(reasons, func(a, b fleetReason) bool { return a.Code == b.Code })
 	rules := make([]sarifRule, len(reasons))
@@ -156,6 +162,9 @@ func (fleetSARIF) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 				},
 			})
 		}
+		if c.Verdict == verdictUndecided {
+			add("error", policy.Violation{Code: codeUndecided, Field: "cluster", Message: verdictUndecided + ": " + c.Reason})
+		}
 		for _, v := range c.Violations {
 			add("error", v)
 		}
@@ -173,6 +182,7 @@ func (fleetSARIF) writeFleet(w io.Writer, r *fleetReport, _ bool) error {
 			Results: results,
 			Properties: sarifRunProperties{
 				Policy: r.Policy, At: r.At, Total: r.Summary.Total, Ready: r.Summary.Ready, Blocked: r.Summary.Blocked,
+				CouldNotDecide: r.Summary.CouldNotDecide,
 			},
 		}},
 	})

@@ -24,6 +24,9 @@ type fleetSummary struct {
 	Total   int `json:"total"`
 	Ready   int `json:"ready"`
 	Blocked int `json:"blocked"`
+	// CouldNotDecide counts the clusters whose facts could not be gathered (fleet --from-api): neither
+	// ready nor blocked, and --fail-on-blocked fails on them as on a blocked one.
+	CouldNotDecide int `json:"could_not_decide"`
 	// BlockedBy counts, for each rule that denies some cluster, the clusters it blocks (a cluster blocked by
 	// several rules counts for each); WarnedBy does the same for warnings. Most clusters first.
 	BlockedBy []fleetReason `json:"blocked_by"`
@@ -42,9 +45,11 @@ type fleetReason struct {
 type fleetCluster struct {
 	ProjectID  string             `json:"project_id"`
 	ClusterID  string             `json:"cluster_id"`
-	Verdict    string             `json:"verdict"` // verdictReady or verdictBlocked
+	Verdict    string             `json:"verdict"` // verdictReady, verdictBlocked or verdictUndecided
 	Violations []policy.Violation `json:"violations"`
 	Warnings   []policy.Violation `json:"warnings"`
+	// Reason is why a cluster could not be decided: the failed call and its status.
+	Reason string `json:"reason,omitempty"`
 	// line is the line of the cluster's entry in the inventory (0 when not known).
 	line int
 }
@@ -52,6 +57,12 @@ type fleetCluster struct {
 const (
 	verdictReady   = "ready"
 	verdictBlocked = "blocked"
+	// verdictUndecided is a cluster whose facts could not be gathered: never ready, and never dropped.
+	verdictUndecided = "could not decide"
+	// codeUndecided is the code SARIF and JUnit report an undecided cluster under: the gate's own refusal
+	// for facts it could not gather (README, "Codes that are not rules"), which is what the call would get.
+	codeUndecided  = "PRECHECK-GATE-001"
+	titleUndecided = "the facts could not be gathered"
 )
 
 // name is how the formats name a cluster: project/cluster, as the API's path has them.
@@ -62,8 +73,9 @@ func (c *fleetCluster) name() string {
 	return c.ProjectID + "/" + c.ClusterID
 }
 
-// newFleetReport builds the report from the decisions, which are in the entries' order.
-func newFleetReport(p *policy.Policy, at time.Time, inv *inventory, decisions []*policy.Decision) *fleetReport {
+// newFleetReport builds the report from the decisions, which are in the entries' order. A nil decision is a
+// cluster that could not be decided, for the reason of the same index in reasons.
+func newFleetReport(p *policy.Policy, at time.Time, inv *inventory, decisions []*policy.Decision, reasons []string) *fleetReport {
 	entries := inv.Entries
 	r := &fleetReport{
 		Policy:    p.Source(),
@@ -73,6 +85,14 @@ func newFleetReport(p *policy.Policy, at time.Time, inv *inventory, decisions []
 	}
 	blocked, warned := map[string]int{}, map[string]int{}
 	for i, d := range decisions {
+		if d == nil {
+			r.Clusters[i] = fleetCluster{
+				ProjectID: entries[i].ProjectID, ClusterID: entries[i].ClusterID, Verdict: verdictUndecided,
+				Violations: []policy.Violation{}, Warnings: []policy.Violation{}, Reason: reasons[i],
+			}
+			r.Summary.CouldNotDecide++
+			continue
+		}
 		c := fleetCluster{
 			ProjectID:  entries[i].ProjectID,
 			ClusterID:  entries[i].ClusterID,
@@ -92,7 +112,7 @@ func newFleetReport(p *policy.Policy, at time.Time, inv *inventory, decisions []
 		r.Clusters[i] = c
 	}
 	r.Summary.Total = len(entries)
-	r.Summary.Ready = r.Summary.Total - r.Summary.Blocked
+	r.Summary.Ready = r.Summary.Total - r.Summary.Blocked - r.Summary.CouldNotDecide
 	catalog := p.Catalog()
 	r.Summary.BlockedBy = fleetReasons(blocked, catalog)
 	r.Summary.WarnedBy = fleetReasons(warned, catalog)
