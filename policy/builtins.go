@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"strings"
+	"sync"
+
 	"github.com/hashicorp/go-version"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -68,6 +71,48 @@ func parseVersion(t *ast.Term) (*version.Version, bool) {
 	if !ok {
 		return nil, false
 	}
-	v, err := version.NewVersion(string(s))
-	return v, err == nil
+	return versions.parse(string(s))
+}
+
+// versions caches what go-version made of the strings it was given: it parses with a regular expression,
+// some microseconds a call, and a policy compares the same few versions (the cluster's, the minimums) on
+// every decision. Unparseable strings are cached too (as nil), since a client may send one every time.
+var versions = &versionCache{entries: map[string]*version.Version{}}
+
+// versionCacheSize bounds the cache: a fleet has few distinct versions, and a client that sends a new
+// string every time must not grow it without bound. When it is full it starts over, which keeps the
+// common versions (they come back at once) and costs no bookkeeping on the hot path.
+const versionCacheSize = 4096
+
+// maxCachedVersion is the longest string kept: a version is a few dozen bytes; anything longer is parsed
+// every time rather than pinned in memory.
+const maxCachedVersion = 64
+
+type versionCache struct {
+	mu      sync.RWMutex
+	entries map[string]*version.Version // nil: not a version
+}
+
+func (c *versionCache) parse(s string) (*version.Version, bool) {
+	if len(s) > maxCachedVersion {
+		v, err := version.NewVersion(s)
+		return v, err == nil
+	}
+	c.mu.RLock()
+	v, hit := c.entries[s]
+	c.mu.RUnlock()
+	if hit {
+		return v, v != nil
+	}
+	v, err := version.NewVersion(s)
+	if err != nil {
+		v = nil
+	}
+	c.mu.Lock()
+	if len(c.entries) >= versionCacheSize {
+		c.entries = make(map[string]*version.Version, versionCacheSize)
+	}
+	c.entries[strings.Clone(s)] = v
+	c.mu.Unlock()
+	return v, v != nil
 }

@@ -13,9 +13,11 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
 
 	defaultpolicy "github.com/precheck/precheck/rego"
 )
@@ -40,6 +42,18 @@ type Policy struct {
 	manifest bundle.Manifest
 	catalog  *Catalog
 	explainState
+	eval evaluation // the modules as the engines evaluate them, made on first use
+
+	contentOnce   sync.Once
+	contentDigest string
+
+	// prepared is the rego engine's prepared query, made on first use: preparing compiles the policy, and
+	// every rego engine of the policy can share the result (it is safe for concurrent use).
+	prepared struct {
+		once sync.Once
+		pq   rego.PreparedEvalQuery
+		err  error
+	}
 }
 
 // PolicyError is a policy that cannot be used: a file that does not parse or compile, bad METADATA, bad
@@ -60,10 +74,14 @@ func (e *PolicyError) Error() string {
 	return fmt.Sprintf("policy %s: %s", e.Source, strings.Join(e.Problems, "; "))
 }
 
-// Default returns the default policy embedded in the binary (the rego/ directory of this repository).
-func Default() (*Policy, error) {
+// Default returns the default policy embedded in the binary (the rego/ directory of this repository). It
+// is read once per process: a Policy is immutable, so every caller can share it, and with it what engines
+// prepare from it once (the rewritten modules, the rego engine's prepared query).
+func Default() (*Policy, error) { return defaultPolicy() }
+
+var defaultPolicy = sync.OnceValues(func() (*Policy, error) {
 	return loadFS(defaultpolicy.FS, "embedded default")
-}
+})
 
 // Load reads a policy from a directory (a bundle tree of .rego and data.json files) or from an OPA bundle
 // file (.tar.gz). Module names are relative to the policy's root (decision.rego, rules/bank.rego), so the
@@ -259,6 +277,13 @@ func (p *Policy) digest() string {
 	data, _ := json.Marshal(p.data) // maps marshal with sorted keys: the digest is stable
 	h.Write(data)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ContentDigest identifies the policy by its content (modules, tests and data), whatever its manifest's
+// revision says: for caches, which must not take two policies that share a revision for one.
+func (p *Policy) ContentDigest() string {
+	p.contentOnce.Do(func() { p.contentDigest = p.digest() })
+	return p.contentDigest
 }
 
 // Source says where the policy came from: "embedded default", a path, or layers joined by " + ".

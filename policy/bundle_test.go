@@ -52,6 +52,7 @@ findings contains {"rule": rego.metadata.rule().custom, "field": "request.body.e
 `
 
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		files map[string]string
@@ -100,6 +101,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestCompileErrorNamesFileLineColumn(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{"oops.rego": "package precheck.rules.oops\n\nx := y\n"})
 	p, err := policy.LoadWithOverrides(dir)
 	if err != nil {
@@ -114,6 +116,7 @@ func TestCompileErrorNamesFileLineColumn(t *testing.T) {
 }
 
 func TestOverlay(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{
 		"bank.rego": bankRule,
 		"data.json": `{"precheck": {"config": {"min_guest_agent_version": "8.3.1"}, "levels": {"global": {"PRECHECK-OPS-001": "off"}}}}`,
@@ -153,6 +156,7 @@ func TestOverlay(t *testing.T) {
 }
 
 func TestOverlayReplacesFileAtSamePath(t *testing.T) {
+	t.Parallel()
 	// A file at the same path as a default one replaces it: here the restart warning goes away.
 	dir := writeFiles(t, map[string]string{"restart.rego": "package precheck.rules.restart\n"})
 	p, err := policy.LoadWithOverrides(dir)
@@ -165,6 +169,7 @@ func TestOverlayReplacesFileAtSamePath(t *testing.T) {
 }
 
 func TestLoadBundleFile(t *testing.T) {
+	t.Parallel()
 	def, err := policy.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +200,7 @@ func TestLoadBundleFile(t *testing.T) {
 }
 
 func TestLoadMissingPath(t *testing.T) {
+	t.Parallel()
 	_, err := policy.Load(filepath.Join(t.TempDir(), "nope"))
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("err = %v", err)
@@ -202,6 +208,7 @@ func TestLoadMissingPath(t *testing.T) {
 }
 
 func TestRevisionIsContentDigest(t *testing.T) {
+	t.Parallel()
 	a, _ := policy.Default()
 	b, _ := policy.Default()
 	if a.Revision() != b.Revision() || !strings.HasPrefix(a.Revision(), "sha256:") {
@@ -217,6 +224,7 @@ func TestRevisionIsContentDigest(t *testing.T) {
 }
 
 func TestReloadKeepsLastGoodPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
 	before := e.Policy().Revision()
@@ -250,6 +258,7 @@ func TestReloadKeepsLastGoodPolicy(t *testing.T) {
 // TestConcurrentCheckAndReload runs parallel checks while the policy is reloaded over and over; with -race
 // it also proves the engine's sharing safe. Each decision must come whole from one policy or the other.
 func TestConcurrentCheckAndReload(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
 	lenient, _ := policy.Default()
@@ -293,6 +302,7 @@ func TestConcurrentCheckAndReload(t *testing.T) {
 }
 
 func TestLintFindsProblems(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{
 		"bank.rego": strings.Replace(bankRule, "# METADATA\n# title: Bank\n# description: A compliance team's own rule.\n", "", 1) +
 			"\nunused(x) := 1 if {\n\ty := 2\n}\n",

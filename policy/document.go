@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/util"
 )
 
 // Limits bound what an input document may be. A document over them is refused before any policy runs.
@@ -50,11 +49,13 @@ func (e *InputError) Error() string {
 // into the module's memory; the rego engine needs the parsed value). Only ReadDocument, ReadEnvelope and
 // NewDocument make one: every evaluator may rely on the text having been read as they describe.
 type Document struct {
-	json  []byte
-	read  bool
-	once  sync.Once
-	value ast.Value
-	err   error
+	json []byte
+	read bool
+	// The request's identifiers, when they are strings, as the reading found them.
+	projectID, clusterID string
+	once                 sync.Once
+	value                ast.Value
+	err                  error
 }
 
 // ReadDocument reads data as an input document and returns it as a Document, or an *InputError naming
@@ -74,10 +75,15 @@ func ReadDocument(data []byte, l Limits) (*Document, error) {
 	if err := readText(data, l); err != nil {
 		return nil, err
 	}
-	if _, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), ""); err != nil {
+	r, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), "")
+	if err != nil {
 		return nil, err
 	}
-	return &Document{json: data, read: true}, nil
+	return r.document(data), nil
+}
+
+func (r *reader) document(data []byte) *Document {
+	return &Document{json: data, read: true, projectID: r.projectID, clusterID: r.clusterID}
 }
 
 // ReadEnvelope reads either an input document or OPA's envelope {"input": <document>} (exactly one member,
@@ -88,21 +94,105 @@ func ReadEnvelope(data []byte, l Limits) (*Document, error) {
 	if err := readText(data, l); err != nil {
 		return nil, err
 	}
-	env, err := readValue(data, 0, len(data), l.MaxDepth, 1, nil, "")
+	env, ok := topLevel(data)
+	if ok && env.input && !(env.members == 1 && env.first == "input") {
+		// Something like an envelope that is not one: the envelope's own reading reports what is wrong
+		// with it (a second "input", "INPUT", ...) before the document's would.
+		full, err := readValue(data, 0, len(data), l.MaxDepth, 1, nil, "")
+		if err != nil {
+			return nil, err
+		}
+		env = envelope{members: full.members, first: full.first, firstStart: full.firstStart, firstEnd: full.firstEnd}
+	}
+	if !ok || env.members != 1 || env.first != "input" {
+		r, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), "")
+		if err != nil {
+			return nil, err
+		}
+		return r.document(data), nil
+	}
+	start, end := env.firstStart, env.firstEnd
+	r, err := readValue(data, start, end, l.MaxDepth, 0, documentShape(), "input")
 	if err != nil {
 		return nil, err
 	}
-	if env.members != 1 || env.first != "input" {
-		if _, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), ""); err != nil {
-			return nil, err
+	return r.document(data[start:end]), nil
+}
+
+// envelope is what ReadEnvelope needs of the top-level object: how many members, the first one's name and
+// where its value lies.
+type envelope struct {
+	members              int
+	first                string
+	firstStart, firstEnd int
+	input                bool // a member is named "input" up to letter case
+}
+
+// topLevel reads the top-level object of data (valid JSON) without looking into its members' values:
+// whichever reading follows (of the document, or of the envelope's one member) checks all of them, so
+// ReadEnvelope need not read the text twice. ok is false when data is not an object.
+func topLevel(data []byte) (env envelope, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return env, false
+	}
+	i = skipSpace(data, i+1)
+	for i < len(data) && data[i] == '"' {
+		end, _ := stringEnd(data, i)
+		name := memberName(data[i:end])
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // the colon
+		start := i
+		i = skipValue(data, i)
+		env.members++
+		env.input = env.input || strings.EqualFold(name, "input")
+		if env.members == 1 {
+			env.first, env.firstStart, env.firstEnd = name, start, i
 		}
-		return &Document{json: data, read: true}, nil
+		i = skipSpace(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
 	}
-	start, end := env.firstStart, env.firstEnd
-	if _, err := readValue(data, start, end, l.MaxDepth, 0, documentShape(), "input"); err != nil {
-		return nil, err
+	return env, true
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
+		i++
 	}
-	return &Document{json: data[start:end], read: true}, nil
+	return i
+}
+
+// skipValue returns the offset just past the JSON value that starts at data[i].
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for i < len(data) {
+		switch c := data[i]; c {
+		case '"':
+			i, _ = stringEnd(data, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		default:
+			if depth == 0 && !isDelimiter(c) {
+				for i < len(data) && !isDelimiter(data[i]) {
+					i++
+				}
+				return i
+			}
+		}
+		i++
+	}
+	return i
 }
 
 // NewDocument returns the Document for an Input built in Go, read as ReadDocument reads one: its body is
@@ -116,10 +206,11 @@ func NewDocument(in *Input, l Limits) (*Document, error) {
 	if err := readText(data, l); err != nil {
 		return nil, placeless(err)
 	}
-	if _, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), ""); err != nil {
+	r, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), "")
+	if err != nil {
 		return nil, placeless(err)
 	}
-	return &Document{json: data, read: true}, nil
+	return r.document(data), nil
 }
 
 // placeless drops a position in the text NewDocument marshalled, which the caller never saw.
@@ -148,15 +239,20 @@ func readText(data []byte, l Limits) error {
 // JSON returns the document's text.
 func (d *Document) JSON() []byte { return d.json }
 
+// RequestIDs returns request.project_id and request.cluster_id as the document gives them, "" for one
+// that is missing or not a string: what a decision log names the call by, without reading the document
+// again.
+func (d *Document) RequestIDs() (projectID, clusterID string) { return d.projectID, d.clusterID }
+
 // Value returns the document parsed for OPA, parsing it on first use.
 func (d *Document) Value() (ast.Value, error) {
 	d.once.Do(func() {
-		var x any
-		if err := util.UnmarshalJSON(d.json, &x); err != nil {
+		v, err := astValue(d.json)
+		if err != nil {
 			d.err = &InputError{Msg: err.Error()}
 			return
 		}
-		d.value, d.err = ast.InterfaceToValue(x)
+		d.value = v
 	})
 	return d.value, d.err
 }

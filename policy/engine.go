@@ -239,3 +239,38 @@ func CompareViolations(a, b Violation) int {
 		cmp.Compare(a.Actual, b.Actual),
 	)
 }
+
+// State is what an engine reports about how it evaluates, beyond its decisions: for /readyz, metrics and
+// logs. Backends with one kind of code (rego) report only the backend and the revision.
+type State struct {
+	Backend  string `json:"backend"`
+	Revision string `json:"revision"`
+	// Code is the code the wasm backend runs: "fast" (no termination checks: the trusted policy's) or
+	// "interruptible" (with them); "" for backends without that choice.
+	Code string `json:"code,omitempty"`
+	// Degraded says the watchdog switched the policy to the interruptible code because an evaluation ran
+	// past the runaway limit; DegradedAt and Reason say when and why.
+	Degraded   bool      `json:"degraded"`
+	DegradedAt time.Time `json:"degraded_at,omitzero"`
+	Reason     string    `json:"reason,omitempty"`
+	// Runaways counts the evaluations the watchdog took out of the pool; Abandoned those whose callers
+	// gave up (their context ended) before the fast code finished.
+	Runaways  int64 `json:"runaways"`
+	Abandoned int64 `json:"abandoned"`
+}
+
+// StateReporter is an Evaluator that reports a State; Engine.State asks it.
+type StateReporter interface {
+	State() State
+}
+
+// State reports how the engine evaluates its current policy.
+func (e *Engine) State() State {
+	pr := e.current.Load()
+	var s State
+	if r, ok := pr.eval.(StateReporter); ok {
+		s = r.State()
+	}
+	s.Backend, s.Revision = e.backend.Name(), pr.policy.Revision()
+	return s
+}

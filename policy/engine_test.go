@@ -74,6 +74,7 @@ func outline(vs []policy.Violation) []string {
 }
 
 func TestCheckJSONCorpus(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	for _, c := range loadCorpus(t) {
 		t.Run(c.Name, func(t *testing.T) {
@@ -89,6 +90,7 @@ func TestCheckJSONCorpus(t *testing.T) {
 // TestCheckCorpus decides the same corpus through the Go Input type, as an embedder builds it. Documents
 // with members of the wrong type cannot be an Input; they are the JSON API's to test.
 func TestCheckCorpus(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	tried := 0
 	for _, c := range loadCorpus(t) {
@@ -134,6 +136,7 @@ func checkOutline(t *testing.T, d *policy.Decision, c corpusCase) {
 }
 
 func TestDecisionJSONShape(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	data, err := os.ReadFile("testdata/corpus/denied-agent-8.3.0.199.json")
 	if err != nil {
@@ -179,6 +182,7 @@ func TestDecisionJSONShape(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	deep := `{"request": {"body": ` + strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 42)
 	huge := `{"request": {"project_id": "` + strings.Repeat("a", 1<<20) + `"}}`
@@ -215,6 +219,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestLimitsAreConfigurable(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t, policy.WithLimits(policy.Limits{MaxBytes: 64, MaxDepth: 2}))
 	if _, err := e.CheckJSON(context.Background(), []byte(`{"request": {"body": {}}}`)); err == nil || !strings.Contains(err.Error(), "limit of 2 levels") {
 		t.Errorf("depth 3 under a limit of 2: %v", err)
@@ -225,6 +230,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 }
 
 func TestBrokenBodyInInput(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	_, err := e.Check(context.Background(), &policy.Input{Request: policy.Request{Body: json.RawMessage(`{"encrypt":`)}})
 	var inErr *policy.InputError
@@ -234,6 +240,7 @@ func TestBrokenBodyInInput(t *testing.T) {
 }
 
 func TestClosedEngine(t *testing.T) {
+	t.Parallel()
 	p, _ := policy.Default()
 	e, err := policy.New(context.Background(), p)
 	if err != nil {
@@ -269,6 +276,7 @@ func (fixedBackend) Close(context.Context) error { return nil }
 // The Engine checks the decision's order and does not fix it up: the policy sorts (rego/decision.rego), so
 // that any OPA host gets the same bytes.
 func TestEngineChecksTheDecision(t *testing.T) {
+	t.Parallel()
 	deny := func(code, field, msg, actual string) policy.Violation {
 		return policy.Violation{Code: code, Field: field, Severity: policy.SeverityDeny, Message: msg, Actual: actual}
 	}
@@ -340,6 +348,7 @@ func TestEngineChecksTheDecision(t *testing.T) {
 // TestRefusesWithoutData: the default policy's Rego without its data refuses on the rego engine too, and
 // what it returns passes the Engine's checks. (wasm/differential_test.go does the same for the module.)
 func TestRefusesWithoutData(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	files, err := fs.Glob(regofs.FS, "*.rego")
 	if err != nil {

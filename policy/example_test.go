@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -133,4 +134,51 @@ func ExamplePolicy_Test() {
 	fmt.Println(len(report.Results), "test, passed:", report.Passed())
 	// Output:
 	// 1 test, passed: true
+}
+
+// The engine reports how it evaluates, for /readyz and metrics: the rego engine has one kind of code; the
+// wasm engine says whether it runs its fast code and what its watchdog did.
+func ExampleEngine_State() {
+	ctx := context.Background()
+	p, err := policy.Default()
+	if err != nil {
+		panic(err)
+	}
+	engine, err := policy.New(ctx, p)
+	if err != nil {
+		panic(err)
+	}
+	defer engine.Close(ctx)
+	s := engine.State()
+	fmt.Println(s.Backend, s.Revision == p.Revision(), s.Degraded)
+	// Output: rego true false
+}
+
+// A decision log names the call by the identifiers the reading of the document found, without a second
+// parse.
+func ExampleDocument_RequestIDs() {
+	doc, err := policy.ReadEnvelope([]byte(`{"input": {"request": {"project_id": "89cd04f168b84af6be287f71730fdb4b", "cluster_id": 7}}}`), policy.DefaultLimits)
+	if err != nil {
+		panic(err)
+	}
+	project, cluster := doc.RequestIDs()
+	fmt.Printf("%q %q\n", project, cluster)
+	// Output: "89cd04f168b84af6be287f71730fdb4b" ""
+}
+
+// The engines evaluate the modules rewritten at load: rego.metadata.rule() is the rule's literal custom
+// annotations, and references into the policy's data are its values. The modules as written stay as they
+// are for the catalog, the linter and the tests.
+func ExamplePolicy_EvaluationModules() {
+	p, err := policy.Default()
+	if err != nil {
+		panic(err)
+	}
+	written := p.Modules()["cluster.rego"].String()
+	evaluated := p.EvaluationModules()["cluster.rego"].String()
+	fmt.Println(strings.Contains(written, "rego.metadata.rule()"), strings.Contains(evaluated, "rego.metadata.rule()"))
+	fmt.Println(strings.Contains(evaluated, `"PRECHECK-CLU-001"`))
+	// Output:
+	// true false
+	// true
 }

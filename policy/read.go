@@ -27,6 +27,7 @@ import (
 type shape struct {
 	members map[string]*shape // an object's members; nil when the value is not an object
 	names   []string          // the members' names, sorted, for suggestions and case comparisons
+	intern  map[string]string // each member's name to itself, so that a name read needs no new string
 	elem    *shape            // an array's elements
 	// caseOnly is the API's own body: a member it does not define is the policy's to judge (at a level a
 	// compliance team may relax), but a case variant of one it defines is refused here, since servers that
@@ -50,9 +51,12 @@ func shapeOf(t reflect.Type, caseOnly bool) *shape {
 			return &shape{elem: e}
 		}
 	case reflect.Struct:
-		s := &shape{members: map[string]*shape{}, caseOnly: caseOnly}
+		s := &shape{members: map[string]*shape{}, intern: map[string]string{}, caseOnly: caseOnly}
 		addMembers(s, t)
 		slices.Sort(s.names)
+		for _, n := range s.names {
+			s.intern[n] = n
+		}
 		return s
 	}
 	return nil // scalars, json.RawMessage, maps (action_progress): free
@@ -85,6 +89,8 @@ type reader struct {
 	prefix string
 	stack  []frame
 	names  []string // the member names of the objects on the stack, each object's from its frame's names on
+
+	projectID, clusterID string // request's, when strings (see identifier)
 
 	// The top-level object's members, for ReadEnvelope.
 	members              int
@@ -154,7 +160,7 @@ func (r *reader) scan(end, depthLimit, maxDepth int, root *shape) error {
 					top.key = memberName(data[i:j]) // for the path: encoding/json's reading, U+FFFD for the escape
 					return r.loneSurrogate(bad, "the member name", r.path(len(r.stack)))
 				}
-				if err := r.member(top, memberName(data[i:j]), i); err != nil {
+				if err := r.member(top, r.name(top, data[i:j]), i); err != nil {
 					return err
 				}
 				top.expectKey = false
@@ -163,6 +169,7 @@ func (r *reader) scan(end, depthLimit, maxDepth int, root *shape) error {
 				if bad >= 0 {
 					return r.loneSurrogate(bad, "the string", r.path(len(r.stack)))
 				}
+				r.identifier(data[i:j])
 				r.valueDone(j)
 			}
 			i = j
@@ -232,6 +239,18 @@ func hex4(s []byte) rune {
 	return rune(b[0])<<8 | rune(b[1])
 }
 
+// name is memberName(quoted) for a member of f, without a new string when f's shape knows the name: the
+// strict document's names are nearly all known, and a string for each cost the reading an allocation a
+// member.
+func (r *reader) name(f *frame, quoted []byte) string {
+	if f.shape != nil && bytes.IndexByte(quoted, '\\') < 0 {
+		if n, ok := f.shape.intern[string(quoted[1:len(quoted)-1])]; ok {
+			return n
+		}
+	}
+	return memberName(quoted)
+}
+
 // memberName is the name a quoted member name stands for. Without escapes it is the text itself (valid
 // UTF-8, checked); with them, encoding/json unquotes it (its surrogates were checked to be pairs).
 func memberName(quoted []byte) string {
@@ -273,6 +292,20 @@ func (r *reader) shapeOfNext(root *shape) *shape {
 		return top.shape.members[top.key]
 	default:
 		return top.shape.elem
+	}
+}
+
+// identifier keeps request.project_id and request.cluster_id when they are strings (quoted, the string
+// just read), for those who log a decision: they need not read the document again.
+func (r *reader) identifier(quoted []byte) {
+	if len(r.stack) != 2 || !r.stack[0].object || r.stack[0].key != "request" || !r.stack[1].object {
+		return
+	}
+	switch r.stack[1].key {
+	case "project_id":
+		r.projectID = memberName(quoted)
+	case "cluster_id":
+		r.clusterID = memberName(quoted)
 	}
 }
 

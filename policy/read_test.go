@@ -37,6 +37,7 @@ type refusal struct {
 }
 
 func TestReadDocumentRefuses(t *testing.T) {
+	t.Parallel()
 	deep := `{"request": {"body": ` + strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 42)
 	many := `{"cluster": {"action_progress": {` + manyMembers(40) + `, "M7": "x"}}}`
 	tests := []refusal{
@@ -139,6 +140,7 @@ func checkRefusal(t *testing.T, tt refusal, d *policy.Document, err error) {
 }
 
 func TestReadDocumentAccepts(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, doc string }{
 		{"the README's example", string(example(t))},
 		{"an empty document", `{}`},
@@ -179,6 +181,7 @@ func TestReadDocumentAccepts(t *testing.T) {
 // TestKnownMembersComeFromTheTypes: every member Input marshals is one the strict document knows, so a
 // field added to input.go is known without a second list to update.
 func TestKnownMembersComeFromTheTypes(t *testing.T) {
+	t.Parallel()
 	in := &policy.Input{
 		Request: policy.Request{ProjectID: "p", ClusterID: "c", Body: json.RawMessage(`{"encrypt": {"crypt_algorithm": "SMcompatible"}}`)},
 		Cluster: &policy.Cluster{Version: "v", GuestAgentVersion: "g", Status: "s", SubStatus: "s", TaskStatus: policy.String(""),
@@ -207,6 +210,7 @@ func TestKnownMembersComeFromTheTypes(t *testing.T) {
 // TestEncryptBodyIsTheSDKs: the body's member names are the official SDK's (EncryptClusterReq,
 // EncryptCluster), the names the servers read.
 func TestEncryptBodyIsTheSDKs(t *testing.T) {
+	t.Parallel()
 	for _, pair := range [][2]reflect.Type{
 		{reflect.TypeFor[policy.EncryptBody](), reflect.TypeFor[model.EncryptClusterReq]()},
 		{reflect.TypeFor[policy.Encrypt](), reflect.TypeFor[model.EncryptCluster]()},
@@ -245,6 +249,7 @@ func keys(m map[string]string) func(func(string) bool) {
 }
 
 func TestReadEnvelope(t *testing.T) {
+	t.Parallel()
 	doc := example(t)
 	envelope := append(append([]byte(`{"input": `), doc...), '}')
 	for name, data := range map[string][]byte{"a document": doc, "an envelope": envelope} {
@@ -286,6 +291,7 @@ func TestReadEnvelope(t *testing.T) {
 }
 
 func TestNewDocumentReadsTheBody(t *testing.T) {
+	t.Parallel()
 	tests := []refusal{
 		{"a member twice by case", `{"encrypt": {"crypt_algorithm": "SMcompatible", "Crypt_Algorithm": "generalCipher"}}`,
 			"request.body.encrypt.Crypt_Algorithm", `is member "crypt_algorithm" again up to letter case`, 0, 0},
@@ -307,6 +313,7 @@ func TestNewDocumentReadsTheBody(t *testing.T) {
 }
 
 func TestCheckDocumentRefusesAnUnreadDocument(t *testing.T) {
+	t.Parallel()
 	e := newEngine(t)
 	for name, doc := range map[string]*policy.Document{"zero": {}, "nil": nil} {
 		if d, err := e.CheckDocument(context.Background(), doc); !errors.Is(err, policy.ErrUnreadDocument) {
@@ -316,6 +323,7 @@ func TestCheckDocumentRefusesAnUnreadDocument(t *testing.T) {
 }
 
 func TestInputErrorNamesThePath(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		err  policy.InputError
 		want string

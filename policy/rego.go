@@ -20,20 +20,30 @@ type regoBackend struct{}
 func (regoBackend) Name() string { return "rego" }
 
 func (regoBackend) Prepare(ctx context.Context, p *Policy) (Evaluator, error) {
+	p.prepared.once.Do(func() { p.prepared.pq, p.prepared.err = prepareRego(ctx, p) })
+	if p.prepared.err != nil {
+		return nil, p.prepared.err
+	}
+	return &regoEvaluator{pq: p.prepared.pq}, nil
+}
+
+func prepareRego(ctx context.Context, p *Policy) (rego.PreparedEvalQuery, error) {
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
 		rego.Store(inmem.NewFromObjectWithOpts(p.Data(), inmem.OptReturnASTValuesOnRead(true))),
 		// The decision is built straight from OPA's AST, skipping the generic JSON conversion.
 		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return decisionFromAST(t.Value) }),
 	}
-	for _, m := range p.modules {
+	for _, m := range p.evaluationModules() {
 		opts = append(opts, rego.ParsedModule(m.Parsed))
 	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	// Not ctx: the query is shared by every engine of the policy, and must not fail for a caller that
+	// gave up while it was being made.
+	pq, err := rego.New(opts...).PrepareForEval(context.WithoutCancel(ctx))
 	if err != nil {
-		return nil, NewPolicyError(p.Source(), err)
+		return pq, NewPolicyError(p.Source(), err)
 	}
-	return &regoEvaluator{pq: pq}, nil
+	return pq, nil
 }
 
 type regoEvaluator struct {

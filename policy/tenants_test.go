@@ -11,6 +11,7 @@ import (
 // TestTenantDataIsChecked: a tenant mapping that names a class data does not define fails the load, naming
 // the data path, instead of leaving that tenant with no allowed algorithm at all.
 func TestTenantDataIsChecked(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, data, want string }{
 		{"fallback undefined", `{"precheck": {"config": {"tenants": {"fallback": "bank"}}}}`,
 			"data.precheck.config.tenants.fallback: bank is not a tenant class"},
@@ -36,6 +37,7 @@ func TestTenantDataIsChecked(t *testing.T) {
 // TestLintWarnsOfTagMappings: a tag mapping is the tenant's to set or remove, so a class it grants other
 // than the fallback is reported; one equal to the fallback is not.
 func TestLintWarnsOfTagMappings(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, data, want string }{
 		{"default: a stricter class by tag", `{}`, `tag compliance=regulated maps to class "regulated" ([SMcompatible]); the fallback is "default" ([SMcompatible generalCipher]): stricter than the fallback`},
 		{"a looser class by tag", `{"precheck": {"config": {"tenants": {"fallback": "regulated", "by_tag": [{"key": "tier", "value": "dev", "class": "default"}]}}}}`,

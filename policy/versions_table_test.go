@@ -56,6 +56,7 @@ func showCompare(c *int) string {
 // TestVersionTableGoVersion holds the table to hashicorp/go-version itself, so that the table, not a
 // port of the library, is the reference other hosts test against.
 func TestVersionTableGoVersion(t *testing.T) {
+	t.Parallel()
 	parse := func(x any) *version.Version {
 		s, ok := x.(string)
 		if !ok {
@@ -85,6 +86,7 @@ func TestVersionTableGoVersion(t *testing.T) {
 // engine registers them, over the table. Strict builtin errors: a builtin that fails instead of being
 // undefined is a failure here, as it would be on a wasm host.
 func TestVersionTableBuiltins(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pq, err := rego.New(
 		rego.Query(`compare := [c | c := dws.version_compare(input.a, input.b)]; a_valid := dws.version_valid(input.a); b_valid := dws.version_valid(input.b)`),

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMalformedWaiversFailTheLoad(t *testing.T) {
+	t.Parallel()
 	good := `{"rule": "PRECHECK-VER-002", "scope": {"cluster_id": "c"}, "reason": "r", "owner": "o", "expires": "2027-01-01"}`
 	tests := []struct{ name, waivers, want string }{
 		{"not a list", `{}`, "data.precheck.waivers: must be a list"},
@@ -42,6 +43,7 @@ func TestMalformedWaiversFailTheLoad(t *testing.T) {
 }
 
 func TestWaiverStatus(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{"data.json": `{"precheck": {"waivers": [
 		{"rule": "PRECHECK-VER-002", "scope": {"cluster_id": "a"}, "reason": "r", "owner": "o", "expires": "2027-01-01"},
 		{"rule": "PRECHECK-CLU-005", "scope": {"tenant_class": "default"}, "reason": "r", "owner": "o", "expires": "2026-12-01T00:00:00+08:00"}]}}`})
@@ -74,6 +76,7 @@ func TestWaiverStatus(t *testing.T) {
 
 // TestWaiverAtTheBoundary decides with the engine's clock set either side of a waiver's expiry.
 func TestWaiverAtTheBoundary(t *testing.T) {
+	t.Parallel()
 	dir := writeFiles(t, map[string]string{"data.json": `{"precheck": {"waivers": [
 		{"rule": "PRECHECK-VER-002", "scope": {"cluster_id": "97cbaab3-939e-4dbc-9187-0fe240f2b9fd"}, "reason": "vendor upgrade", "owner": "dba-team", "expires": "2027-01-01T08:00:00+08:00"}]}}`})
 	p, err := policy.LoadWithOverrides(dir)

@@ -11,7 +11,8 @@ package precheck
 
 import data.precheck.lib
 
-# The levels data sets for the tenant's class and globally; a rule without one keeps its METADATA severity.
+# rule_levels are the levels data sets, the tenant class's over the global ones; a rule without one keeps the
+# severity its METADATA gives.
 default class_levels := {}
 
 class_levels := data.precheck.levels.tenant_classes[lib.tenant_class]
@@ -20,63 +21,71 @@ default global_levels := {}
 
 global_levels := data.precheck.levels.global
 
-# leveled holds every finding at its level, in the decision's shape, without those turned off. Every package
-# under precheck.rules contributes: a compliance team adds a package, not a line here. A finding that leaves
-# out a member counts all the same (the member is empty): a rule must never stop denying because its author
-# left out "expected".
-leveled contains {
-	"code": rule.code,
-	"severity": level,
-	"status": rule.status,
-	"field": object.get(f, "field", ""),
-	"message": object.get(f, "message", ""),
-	"expected": expected,
-	"actual": object.get(f, "actual", ""),
-	"remediation": replace(rule.remediation, "{expected}", expected),
-} if {
+rule_levels := object.union(global_levels, class_levels)
+
+# leveled holds every finding at its level, without those turned off, as a tuple: [severity, code, field,
+# message, actual, shown, status], where shown is the finding as the decision prints it (without the
+# status, which is the error's, and without an empty expected, actual or remediation). The tuple's order is
+# the decision's sort key (Go's policy.CompareViolations: code, field, message, actual; Rego compares arrays
+# element by element and strings by their bytes, as Go does), severity first so that one sort serves both
+# lists; shown only breaks a tie. Every package under precheck.rules contributes: a compliance team adds a
+# package, not a line here. A finding that leaves out a member counts all the same (the member is empty): a
+# rule must never stop denying because its author left out "expected".
+leveled contains [level, rule.code, field, message, actual, shown, rule.status] if {
 	f := data.precheck.rules[_].findings[_]
-	expected := object.get(f, "expected", "")
 	rule := f.rule
-	level := object.get(class_levels, rule.code, object.get(global_levels, rule.code, rule.severity))
+	level := object.get(rule_levels, rule.code, rule.severity)
 	level != "off"
+	field := object.get(f, "field", "")
+	message := object.get(f, "message", "")
+	actual := object.get(f, "actual", "")
+	expected := object.get(f, "expected", "")
+	remediation := replace(rule.remediation, "{expected}", expected)
+	optional := {"expected": expected, "actual": actual, "remediation": remediation}
+	shown := object.remove(
+		{
+			"code": rule.code, "severity": level, "field": field, "message": message,
+			"expected": expected, "actual": actual, "remediation": remediation,
+		},
+		[k | some k, v in optional; v == ""],
+	)
 }
 
-# effective is leveled with the waivers applied: a waived deny is a warning that names its waiver.
-effective contains f if {
-	some f in leveled
-	f.severity == "warn"
+# effective is leveled with the waivers applied: a waived deny is a warning that names its waiver. Without
+# waivers in data it is leveled itself, and the waivers' rules are not evaluated.
+effective := leveled if not any_waiver
+
+effective := waived if any_waiver
+
+any_waiver if {
+	some _ in lib.waivers
 }
 
-effective contains f if {
-	some f in leveled
-	f.severity == "deny"
-	not lib.waived[f.code]
+waived contains t if {
+	some t in leveled
+	t[0] == "warn"
 }
 
-effective contains object.union(f, {
-	"severity": "warn",
-	"message": concat("", [f.message, " (waived until ", w.expires, " for ", w.owner, ": ", w.reason, ")"]),
-}) if {
-	some f in leveled
-	f.severity == "deny"
-	w := lib.waived[f.code]
+waived contains t if {
+	some t in leveled
+	t[0] == "deny"
+	not lib.waived[t[1]]
 }
 
-# violations and warnings are the decision's as any OPA host must print it: in the order of Go's
-# policy.CompareViolations (code, field, message, actual; Rego compares arrays element by element and strings
-# by their bytes, as Go does), and without the members a finding leaves empty. ranked is every finding after
-# its sort key, severity first, so one sort serves both lists; the shown finding comes last and only breaks
-# a tie. It leaves out the status (that is the error's) and an empty expected, actual or remediation.
-ranked := sort([[f.severity, f.code, f.field, f.message, f.actual, shown] |
-	some f in effective
-	shown := object.remove(f, array.concat(["status"], [k | some k in optional_members; f[k] == ""]))
-])
+waived contains ["warn", t[1], t[2], message, t[4], object.union(t[5], {"severity": "warn", "message": message}), t[6]] if {
+	some t in leveled
+	t[0] == "deny"
+	w := lib.waived[t[1]]
+	message := concat("", [t[3], " (waived until ", w.expires, " for ", w.owner, ": ", w.reason, ")"])
+}
 
-optional_members := ["expected", "actual", "remediation"]
+# violations and warnings are the decision's as any OPA host must print it: sorted (see leveled), and
+# without the members a finding leaves empty.
+ranked := sort(effective)
 
-violations := [r[5] | some r in ranked; r[0] == "deny"]
+violations := [t[5] | some t in ranked; t[0] == "deny"]
 
-warnings := [r[5] | some r in ranked; r[0] == "warn"]
+warnings := [t[5] | some t in ranked; t[0] == "warn"]
 
 default allowed := false
 
@@ -86,10 +95,10 @@ allowed if count(violations) == 0
 # validates its parameters first), then a policy refusal, then a conflict with the cluster's state.
 error := {
 	"status": status,
-	"error_code": min({f.code | some f in effective; f.severity == "deny"; f.status == status}),
-	"error_msg": concat("; ", sort([concat(": ", [f.code, f.message]) | some f in effective; f.severity == "deny"])),
+	"error_code": min({t[1] | some t in effective; t[0] == "deny"; t[6] == status}),
+	"error_msg": concat("; ", sort([concat(": ", [t[1], t[3]]) | some t in effective; t[0] == "deny"])),
 } if {
-	statuses := {f.status | some f in effective; f.severity == "deny"}
+	statuses := {t[6] | some t in effective; t[0] == "deny"}
 	status := first_status(statuses)
 }
 

@@ -23,6 +23,10 @@ key := {} if {
 	not is_object(input.key)
 }
 
+# given pairs every required fact with its value in the input, null when it is missing: both rules below
+# read it, so each fact is looked up once.
+given := [[fact, object.get(holders[fact.member], fact.name, null)] | some fact in lib.config.required_facts]
+
 # METADATA
 # title: fact unknown
 # description: A fact a rule needs was not given, so the rule cannot tell; the gate refuses rather than guess.
@@ -38,8 +42,7 @@ findings contains {
 	"expected": source,
 	"actual": "missing",
 } if {
-	some fact in lib.config.required_facts
-	object.get(holders[fact.member], fact.name, null) == null
+	some [fact, null] in given
 	source := fact.source
 	field := concat(".", [fact.member, fact.name])
 }
@@ -59,8 +62,7 @@ findings contains {
 	"expected": concat(" ", ["a", type]),
 	"actual": type_name(value),
 } if {
-	some fact in lib.config.required_facts
-	value := object.get(holders[fact.member], fact.name, null)
+	some [fact, value] in given
 	value != null
 	type := fact.type
 	type_name(value) != type

@@ -3,7 +3,9 @@ package wasm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -24,63 +26,134 @@ type Config struct {
 	// evaluate instead of compiling the policy; the policy given to Prepare still supplies the data. It must
 	// have been built from that policy.
 	Module []byte
+
+	// RunawayLimit is how long one evaluation may run the fast code before the watchdog takes its
+	// instance out of the pool and switches the policy to the interruptible code (0: DefaultRunawayLimit).
+	// precheck's policies are trusted to finish (Rego always terminates, and documents are bounded), so
+	// they run the fast code under any context; the limit is what catches one that does not finish soon.
+	RunawayLimit time.Duration
+	// Interruptible runs the interruptible code from the start, for a policy not trusted to finish.
+	Interruptible bool
+	// Logger receives the watchdog's switch, at level Warn (default: slog.Default()).
+	Logger *slog.Logger
+	// OnDegrade, when set, is called (on a goroutine of its own) when the watchdog has switched a policy
+	// to the interruptible code, with the policy's revision and the engine's state after the switch.
+	OnDegrade func(revision string, state policy.State)
+
+	// Cache, when set, keeps the compiled module and wazero's machine code across processes (see
+	// OpenCache): a process that finds the policy's entry skips OPA's compiler and wazero's.
+	Cache *Cache
 }
+
+// DefaultRunawayLimit is the RunawayLimit when Config.RunawayLimit is 0: a decision takes a fraction of
+// a millisecond, so one that has run for a second is not about to finish.
+const DefaultRunawayLimit = opahost.DefaultRunawayLimit
 
 // Backend returns the policy.Backend that compiles a policy to WebAssembly and evaluates it on the
 // project's wazero host. Use it with policy.WithBackend.
 func Backend(cfg Config) policy.Backend {
-	return &backend{cfg: cfg, cache: wazero.NewCompilationCache()}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &backend{cfg: cfg, cache: machineCode, degraded: map[string]*opahost.Degradation{}}
 }
+
+// machineCode keeps wazero's machine code for every backend of the process: a module compiled once (the
+// same policy, or the glue) is not compiled again by another engine or a reload.
+var machineCode = wazero.NewCompilationCache()
 
 type backend struct {
 	cfg Config
-	// cache keeps wazero's machine code, so that preparing a module it has seen (a reload of an unchanged
-	// policy) does not compile it again.
+	// cache keeps wazero's machine code (machineCode, shared by the process's backends), so that preparing
+	// a module it has seen (a reload of an unchanged policy) does not compile it again.
 	cache wazero.CompilationCache
 
 	mu   sync.Mutex
 	last *Module // the last compiled policy, by revision: OPA's compiler is the slow part of a reload
 	rev  string
+	// degraded holds the revisions the watchdog switched to the interruptible code: the switch is for
+	// good, so a new engine or a reload of the same revision starts on that code.
+	degraded map[string]*opahost.Degradation
 }
 
 func (*backend) Name() string { return "wasm" }
 
 func (b *backend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluator, error) {
-	m, err := b.compile(ctx, p)
+	wasm, machineCode, commit, err := b.compile(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	host, err := opahost.Load(ctx, m.wasm, mustJSON(p.Data()), opahost.Config{
-		MemoryLimitPages: b.cfg.MemoryLimitPages,
-		MaxInstances:     b.cfg.MaxInstances,
-		CompilationCache: b.cache,
+	rev := p.Revision()
+	b.mu.Lock()
+	inherited := b.degraded[rev]
+	b.mu.Unlock()
+	e := &evaluator{inherited: inherited}
+	host, err := opahost.Load(ctx, wasm, mustJSON(p.Data()), opahost.Config{
+		MemoryLimitPages:   b.cfg.MemoryLimitPages,
+		MaxInstances:       b.cfg.MaxInstances,
+		CompilationCache:   machineCode,
+		Interruptible:      b.cfg.Interruptible || inherited != nil,
+		RunawayLimit:       b.cfg.RunawayLimit,
+		InterruptibleCache: b.cache,
+		OnDegrade:          func(d opahost.Degradation) { b.degrade(rev, e, d) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wasm: loading policy %s: %w", p.Source(), err)
 	}
+	commit() // wazero has written the machine code: the cache entry is complete
 	ep, ok := host.Entrypoints()[policy.Entrypoint]
 	if !ok {
 		host.Close(ctx)
 		return nil, fmt.Errorf("wasm: the module has no entrypoint %s", policy.Entrypoint)
 	}
-	return &evaluator{host: host, entrypoint: ep}, nil
+	e.host, e.entrypoint = host, ep
+	if machineCode != b.cache {
+		e.ownCache = machineCode // the on-disk cache's, made for this load
+	}
+	return e, nil
 }
 
-func (b *backend) compile(ctx context.Context, p *policy.Policy) (*Module, error) {
+// degrade records the watchdog's switch of revision rev and says so.
+func (b *backend) degrade(rev string, e *evaluator, d opahost.Degradation) {
+	b.mu.Lock()
+	b.degraded[rev] = &d
+	b.mu.Unlock()
+	b.cfg.Logger.Warn("precheck: the wasm engine switched a policy to its interruptible code",
+		"revision", rev, "entrypoint", d.Entrypoint, "runaway_limit", d.Limit, "reason", d.String())
+	if b.cfg.OnDegrade != nil {
+		s := e.State()
+		s.Backend, s.Revision = b.Name(), rev
+		b.cfg.OnDegrade(rev, s)
+	}
+}
+
+// compile returns the policy's module and the compilation cache that holds (or is to hold) its machine
+// code: from Config.Module, from the on-disk cache, or compiled now. commit is to be called once the module
+// is loaded: it completes a new entry of the on-disk cache.
+func (b *backend) compile(ctx context.Context, p *policy.Policy) (wasm []byte, machineCode wazero.CompilationCache, commit func(), err error) {
+	none := func() {}
 	if b.cfg.Module != nil {
-		return &Module{wasm: b.cfg.Module}, nil
+		return b.cfg.Module, b.cache, none, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.last != nil && b.rev == p.Revision() {
-		return b.last, nil
+		return b.last.wasm, b.cache, none, nil
 	}
-	m, err := Compile(ctx, p)
+	if b.cfg.Cache != nil {
+		wasm, machineCode, commit, err := b.cfg.Cache.module(ctx, p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		b.last, b.rev = &Module{wasm: wasm}, p.Revision()
+		return wasm, machineCode, commit, nil
+	}
+	m, err := compileForEngine(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	b.last, b.rev = m, p.Revision()
-	return m, nil
+	return m.wasm, b.cache, none, nil
 }
 
 func mustJSON(v any) []byte {
@@ -94,6 +167,11 @@ func mustJSON(v any) []byte {
 type evaluator struct {
 	host       *opahost.Policy
 	entrypoint int32
+	// inherited is the switch an earlier load of the same revision made, when this one started on the
+	// interruptible code because of it.
+	inherited *opahost.Degradation
+	// ownCache is a compilation cache made for this load alone (the on-disk cache's), closed with it.
+	ownCache wazero.CompilationCache
 }
 
 // Eval writes the document's JSON straight into an instance's memory and decodes the decision from the
@@ -103,16 +181,37 @@ func (e *evaluator) Eval(ctx context.Context, doc *policy.Document, now time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("wasm: %w", err)
 	}
-	var rs []struct {
-		Result *policy.Decision `json:"result"`
-	}
-	if err := json.Unmarshal(out, &rs); err != nil {
+	d, err := decodeResult(out)
+	if err != nil {
 		return nil, fmt.Errorf("wasm: decoding the decision: %w", err)
 	}
-	if len(rs) == 0 || rs[0].Result == nil {
+	if d == nil {
 		return nil, fmt.Errorf("wasm: %s is undefined", policy.Query)
 	}
-	return rs[0].Result, nil
+	return d, nil
 }
 
-func (e *evaluator) Close(ctx context.Context) error { return e.host.Close(ctx) }
+// State reports the code the engine runs and what its watchdog did.
+func (e *evaluator) State() policy.State {
+	hs := e.host.State()
+	s := policy.State{Code: "fast", Runaways: hs.Runaways, Abandoned: hs.Abandoned}
+	if hs.Interruptible {
+		s.Code = "interruptible"
+	}
+	d := hs.Degradation
+	if d == nil {
+		d = e.inherited
+	}
+	if d != nil {
+		s.Degraded, s.DegradedAt, s.Reason = true, d.At, d.String()
+	}
+	return s
+}
+
+func (e *evaluator) Close(ctx context.Context) error {
+	err := e.host.Close(ctx)
+	if e.ownCache != nil {
+		err = errors.Join(err, e.ownCache.Close(ctx))
+	}
+	return err
+}

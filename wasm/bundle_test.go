@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -23,18 +24,35 @@ import (
 	"github.com/precheck/precheck/wasm/internal/opahost"
 )
 
-// TestBundleReadByOPA: the bundle WriteBundle writes is read back by OPA's own bundle reader, and its
-// manifest's wasm entrypoints are exactly those the module exports.
-func TestBundleReadByOPA(t *testing.T) {
-	ctx := context.Background()
+// defaultCompiled is the default policy compiled by Compile, once per test binary: the bundle tests read
+// it, none changes it.
+var defaultCompiled = sync.OnceValues(func() (*Module, error) {
+	p, err := policy.Default()
+	if err != nil {
+		return nil, err
+	}
+	return Compile(context.Background(), p)
+})
+
+func compiledDefault(t *testing.T) (*policy.Policy, *Module) {
+	t.Helper()
 	p, err := policy.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Compile(ctx, p)
+	m, err := defaultCompiled()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, m
+}
+
+// TestBundleReadByOPA: the bundle WriteBundle writes is read back by OPA's own bundle reader, and its
+// manifest's wasm entrypoints are exactly those the module exports.
+func TestBundleReadByOPA(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, m := compiledDefault(t)
 	var buf bytes.Buffer
 	if err := m.WriteBundle(&buf); err != nil {
 		t.Fatal(err)
@@ -92,31 +110,41 @@ func TestBuildIsReproducible(t *testing.T) {
 	}
 	t.Chdir(filepath.Dir(abs))
 	build := func(load func() (*policy.Policy, error)) (revision string, module, tarball []byte) {
-		t.Helper()
 		p, err := load()
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
 		m, err := Compile(ctx, p)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
 		var buf bytes.Buffer
 		if err := m.WriteBundle(&buf); err != nil {
-			t.Fatal(err)
+			t.Error(err)
 		}
 		return p.Revision(), m.Wasm(), buf.Bytes()
 	}
 	wantRev, wantMod, wantTar := build(policy.Default)
+	// The builds are independent (OPA's compiler is slow, more so under the race detector): side by side.
+	var wg sync.WaitGroup
 	for _, spelling := range []string{"./rego", "rego/", "rego", abs, elsewhere} {
 		for name, load := range map[string]func(string) (*policy.Policy, error){"Load": policy.Load, "LoadWithOverrides": policy.LoadWithOverrides} {
-			rev, mod, tar := build(func() (*policy.Policy, error) { return load(spelling) })
-			if rev != wantRev || !bytes.Equal(mod, wantMod) || !bytes.Equal(tar, wantTar) {
-				t.Errorf("%s(%s): revision %s (want %s), module same %v, bundle same %v", name, spelling, rev, wantRev,
-					bytes.Equal(mod, wantMod), bytes.Equal(tar, wantTar))
+			p, err := load(spelling) // here: the loading resolves relative spellings against the directory
+			if err != nil {
+				t.Fatal(err)
 			}
+			wg.Go(func() {
+				rev, mod, tar := build(func() (*policy.Policy, error) { return p, nil })
+				if rev != wantRev || !bytes.Equal(mod, wantMod) || !bytes.Equal(tar, wantTar) {
+					t.Errorf("%s(%s): revision %s (want %s), module same %v, bundle same %v", name, spelling, rev, wantRev,
+						bytes.Equal(mod, wantMod), bytes.Equal(tar, wantTar))
+				}
+			})
 		}
 	}
+	wg.Wait()
 	files := gunzip(t, wantTar)
 	for _, path := range []string{abs, elsewhere, filepath.Dir(abs)} {
 		if bytes.Contains(wantMod, []byte(path)) || bytes.Contains(files, []byte(path)) {
@@ -141,15 +169,8 @@ func gunzip(t *testing.T, data []byte) []byte {
 // TestSignedBundleReadByOPA: a signed bundle is read by OPA's bundle reader with the public key (as OPA's
 // bundle plugin and `opa inspect` read it), and refused with another key or unsigned.
 func TestSignedBundleReadByOPA(t *testing.T) {
-	ctx := context.Background()
-	p, err := policy.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
+	p, m := compiledDefault(t)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +257,7 @@ func TestSignedBundleReadByOPA(t *testing.T) {
 }
 
 func TestSigningRefusesBadKeys(t *testing.T) {
+	t.Parallel()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)

@@ -26,9 +26,13 @@ type Module struct {
 //
 // Optimisation stays off: OPA's -O has crashed its wasm target.
 func Compile(ctx context.Context, p *policy.Policy) (*Module, error) {
+	return compileBundle(ctx, p, p.Bundle())
+}
+
+func compileBundle(ctx context.Context, p *policy.Policy, src *bundle.Bundle) (*Module, error) {
 	c := compile.New().
 		WithTarget(compile.TargetWasm).
-		WithBundle(p.Bundle()).
+		WithBundle(src).
 		WithEntrypoints(policy.Entrypoint).
 		WithCapabilities(ast.CapabilitiesForThisVersion()).
 		WithRegoVersion(ast.RegoV1).

@@ -98,6 +98,7 @@ func decideBoth(t *testing.T, ctx context.Context, doc []byte) []byte {
 }
 
 func TestDifferentialCorpus(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for name, doc := range corpus(t) {
 		t.Run(name, func(t *testing.T) {
@@ -110,6 +111,7 @@ func TestDifferentialCorpus(t *testing.T) {
 
 // The same under a context that can end: the wasm host then runs its interruptible code.
 func TestDifferentialCorpusCancellableContext(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for name, doc := range corpus(t) {
@@ -166,6 +168,7 @@ func FuzzDifferentialFields(f *testing.F) {
 // TestDifferentialWithLevelsAndWaivers holds the engines together on a policy that uses what the default
 // data leaves empty: levels per tenant class, and waivers at and around their expiry.
 func TestDifferentialWithLevelsAndWaivers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {
 		"levels": {"global": {"PRECHECK-CLU-005": "deny"}, "tenant_classes": {"regulated": {"PRECHECK-KEY-001": "off"}}},
@@ -177,13 +180,14 @@ func TestDifferentialWithLevelsAndWaivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiry := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	backend := wasm.Backend(wasm.Config{}) // one compilation for the three clocks
 	for _, now := range []time.Time{time.Date(2026, 11, 30, 23, 59, 59, 0, time.UTC), expiry.Add(-time.Nanosecond), expiry} {
 		clock := policy.WithClock(func() time.Time { return now })
 		r, err := policy.New(context.Background(), p, clock)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := policy.New(context.Background(), p, clock, policy.WithBackend(wasm.Backend(wasm.Config{})))
+		w, err := policy.New(context.Background(), p, clock, policy.WithBackend(backend))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,6 +265,7 @@ func rawModule(t *testing.T, data []byte) func(doc []byte) []byte {
 // TestModuleResultIsTheDecision: what the module returns to any host is, after canonical re-serialisation
 // only, the bytes precheck prints: the policy sorts and leaves out empty members, neither engine fixes it up.
 func TestModuleResultIsTheDecision(t *testing.T) {
+	t.Parallel()
 	p, err := policy.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +297,7 @@ func TestModuleResultIsTheDecision(t *testing.T) {
 // then) gets a refusal with PRECHECK-DATA-001 for every document, never allowed; and so does precheck's wasm
 // engine given that module with a policy that has no data.
 func TestModuleWithoutDataRefuses(t *testing.T) {
+	t.Parallel()
 	eval := rawModule(t, []byte(`{}`))
 	ctx := context.Background()
 	e, err := policy.New(ctx, policyWithoutData(t), policy.WithBackend(wasm.Backend(wasm.Config{Module: defaultModule(t).Wasm()})))

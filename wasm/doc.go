@@ -26,11 +26,18 @@
 // each evaluation writes the input JSON straight into memory and resets the heap. Imported builtins are
 // bound by name when the module loads, served by OPA's Go implementations (which include the project's,
 // registered by package policy); a builtin the host cannot serve fails the load with its name. Instances
-// are pooled (one per evaluation in flight, bounded), memory is capped, and an evaluation under a context
-// that can end is stopped by its cancellation or deadline; an instance that trapped, aborted or was cut off
-// is discarded and replaced.
+// are pooled (one per evaluation in flight, bounded), memory is capped, and an instance that trapped or
+// aborted is discarded and replaced.
 //
-// An evaluation under a context that can never end (context.Background()) runs on code compiled without
-// wazero's termination checks, which make OPA's evaluator several times slower; see opahost's package
-// documentation.
+// precheck's own policies are trusted (Rego always terminates, and documents are bounded): they run the
+// code compiled without wazero's termination checks, which make OPA's evaluator several times slower,
+// under any context. A caller's deadline or cancellation is honoured all the same: it gets ctx.Err() at
+// once, and the evaluation it abandoned finishes in the background on an instance that is then discarded.
+// A watchdog takes an evaluation that runs past Config.RunawayLimit out of the pool and switches that
+// policy to the interruptible code from then on, saying so in the log (Config.Logger), to
+// Config.OnDegrade and in the engine's State; only then is that code compiled. Config.Interruptible runs
+// it from the start. Third-party hook modules (package plugin/hookmodule) are not trusted and always run
+// interruptible code.
+//
+// Config.Cache keeps the compiled module and wazero's machine code on disk across processes (OpenCache).
 package wasm

@@ -65,6 +65,7 @@ decision := ok if {
 `
 
 func TestTroubleThenRecover(t *testing.T) {
+	t.Parallel()
 	eng, err := policy.New(context.Background(), tinyPolicy(t, trouble),
 		policy.WithBackend(wasm.Backend(wasm.Config{MaxInstances: 1})))
 	if err != nil {
@@ -107,6 +108,7 @@ func TestTroubleThenRecover(t *testing.T) {
 }
 
 func TestInputOverMemoryCap(t *testing.T) {
+	t.Parallel()
 	eng, err := policy.New(context.Background(), tinyPolicy(t, trouble),
 		policy.WithBackend(wasm.Backend(wasm.Config{MemoryLimitPages: 48, MaxInstances: 1})),
 		policy.WithLimits(policy.Limits{MaxBytes: 8 << 20, MaxDepth: 8}))
@@ -127,6 +129,7 @@ func TestInputOverMemoryCap(t *testing.T) {
 // TestConcurrentEngine shares one wasm engine between many goroutines (run with -race), each checking
 // its decisions against the rego engine's.
 func TestConcurrentEngine(t *testing.T) {
+	t.Parallel()
 	r, w := bothEngines(t)
 	docs := corpus(t)
 	want := map[string]string{}
@@ -173,6 +176,7 @@ func outline(d *policy.Decision) string {
 }
 
 func TestReloadWithWasm(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, _ := policy.Default()
 	eng, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{})))

@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/precheck/precheck/policy"
 )
 
 // metrics are what /metrics exposes, in the Prometheus text format.
@@ -65,4 +67,41 @@ func newMetrics() *metrics {
 		m.connsOpen, m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchEngine adds the serving engine's state to the metrics, read at each scrape (the wasm engine's
+// watchdog may switch it at any time); state's ok is false while no policy is loaded.
+func (m *metrics) watchEngine(state func() (policy.State, bool)) {
+	stateOf := func(f func(policy.State) float64) func() float64 {
+		return func() float64 {
+			if s, ok := state(); ok {
+				return f(s)
+			}
+			return 0
+		}
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "precheck_engine_interruptible",
+			Help: "1 when the wasm engine runs its interruptible code (configured, or switched by the watchdog), 0 on its fast code or another engine.",
+		}, stateOf(func(s policy.State) float64 { return b2f(s.Code == "interruptible") })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "precheck_engine_degraded",
+			Help: "1 when the watchdog switched the policy to the interruptible code, an evaluation having run past the runaway limit.",
+		}, stateOf(func(s policy.State) float64 { return b2f(s.Degraded) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "precheck_engine_runaways_total",
+			Help: "Evaluations of the serving policy the watchdog took out of the pool for running past the runaway limit.",
+		}, stateOf(func(s policy.State) float64 { return float64(s.Runaways) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "precheck_engine_abandoned_total",
+			Help: "Evaluations of the serving policy whose callers gave up (their deadline passed) while the fast code ran; each finished in the background.",
+		}, stateOf(func(s policy.State) float64 { return float64(s.Abandoned) })),
+	)
 }

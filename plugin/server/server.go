@@ -25,6 +25,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		logger:  cfg.Logger,
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 	}
+	s.metrics.watchEngine(func() (policy.State, bool) {
+		if eng := s.engine.Load(); eng != nil {
+			return eng.State(), true
+		}
+		return policy.State{}, false
+	})
 	if err := s.Reload(ctx); err != nil {
 		if _, remote := cfg.Source.(*BundleService); !remote {
 			return nil, err
@@ -280,15 +287,20 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	body := struct {
-		Ready      bool          `json:"ready"`
-		Source     string        `json:"source"`
-		Revision   string        `json:"revision,omitempty"`
-		Engine     string        `json:"engine,omitempty"`
-		LastReload *reloadStatus `json:"last_reload,omitempty"`
+		Ready    bool   `json:"ready"`
+		Source   string `json:"source"`
+		Revision string `json:"revision,omitempty"`
+		Engine   string `json:"engine,omitempty"`
+		// EngineState is how the engine evaluates: for the wasm engine, its code (fast or interruptible)
+		// and whether the watchdog switched it (degraded, with when and why). A degraded engine is still
+		// ready: it decides, more slowly.
+		EngineState *policy.State `json:"engine_state,omitempty"`
+		LastReload  *reloadStatus `json:"last_reload,omitempty"`
 	}{Source: s.cfg.Source.String(), LastReload: s.lastReload.Load()}
 	status := http.StatusServiceUnavailable
 	if eng := s.engine.Load(); eng != nil {
-		body.Ready, body.Revision, body.Engine = true, eng.Policy().Revision(), eng.Backend()
+		state := eng.State()
+		body.Ready, body.Revision, body.Engine, body.EngineState = true, eng.Policy().Revision(), eng.Backend(), &state
 		status = http.StatusOK
 	}
 	writeJSON(w, status, body)
@@ -306,7 +318,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 				return
 			}
 			r = r.WithContext(r.Context()) // a copy: the server's own request keeps its own body
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = &bufferedBody{Reader: bytes.NewReader(body), data: body}
 		}
 		select {
 		case s.slots <- struct{}{}:
@@ -359,7 +371,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeNotReady, errNotReady.Error())
 		return
 	}
-	body, _ := io.ReadAll(r.Body) // in memory already: limit read it
+	body := bodyOf(r)
 	id := newID()
 	// OPA's clients send {"input": <document>}; precheck's send the document. Either is read as strictly.
 	doc, err := policy.ReadEnvelope(body, eng.Limits())
@@ -377,7 +389,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	latency := time.Since(start)
 	s.record("api", eng, d, err, latency)
-	s.logAPI(id, start, eng, doc.JSON(), d, err, latency)
+	s.logAPI(id, start, eng, doc, d, err, latency)
 	if err != nil {
 		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
 		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+err.Error())
@@ -387,15 +399,16 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-// logAPI writes the decision log's line for a /v1/precheck decision. The digest and the identifiers cost a
-// hash and a parse of the document, so they are worked out only when there is a log.
-func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, doc []byte, d *policy.Decision, err error, latency time.Duration) {
+// logAPI writes the decision log's line for a /v1/precheck decision. The identifiers are the ones the
+// reading of the document found (no second parse); the digest, one hash of the document, is worked out only
+// when there is a log.
+func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, doc *policy.Document, d *policy.Decision, err error, latency time.Duration) {
 	if s.log == nil {
 		return
 	}
 	entry := &logEntry{DecisionID: id, Time: start, Endpoint: "api", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
-		InputDigest: digest(doc), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
-	entry.ProjectID, entry.ClusterID = identifiers(doc)
+		InputDigest: digest(doc.JSON()), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
+	entry.ProjectID, entry.ClusterID = doc.RequestIDs()
 	if err != nil {
 		entry.Error = err.Error()
 	} else {
@@ -482,36 +495,53 @@ func (s *Server) record(endpoint string, eng *policy.Engine, d *policy.Decision,
 	}
 }
 
-// identifiers reads the cluster's project and cluster IDs from a document, for the log.
-func identifiers(doc []byte) (project, cluster string) {
-	var in struct {
-		Request struct {
-			ProjectID any `json:"project_id"`
-			ClusterID any `json:"cluster_id"`
-		} `json:"request"`
-	}
-	if json.Unmarshal(doc, &in) != nil {
-		return "", ""
-	}
-	project, _ = in.Request.ProjectID.(string)
-	cluster, _ = in.Request.ClusterID.(string)
-	return project, cluster
-}
-
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	var out [len("sha256:") + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[len("sha256:"):], sum[:])
+	return string(out[:])
+}
+
+// bufferedBody is a request body limit has read in full: a handler takes the bytes without copying them.
+type bufferedBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (*bufferedBody) Close() error { return nil }
+
+// bodyOf returns the body of a request limit passed on.
+func bodyOf(r *http.Request) []byte {
+	if b, ok := r.Body.(*bufferedBody); ok {
+		return b.data
+	}
+	body, _ := io.ReadAll(r.Body)
+	return body
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// writeJSON answers with v as JSON, in one write with its length: encoded into a pooled buffer first, so
+// that the answer is neither chunked nor allocated anew per request.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer jsonBuffers.Put(buf)
+	buf.Reset()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
 }
+
+var (
+	jsonBuffers     = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	contentTypeJSON = []string{"application/json"}
+)
 
 // writeError answers in the API's error shape.
 func writeError(w http.ResponseWriter, status int, code, msg string) {

@@ -5,6 +5,7 @@ import (
 )
 
 func TestDataEnd(t *testing.T) {
+	t.Parallel()
 	mod := compileWasm(t, map[string]string{"p.rego": `package p
 msg := concat("", ["a fairly long constant that lands in a data segment ", input.x])
 `}, nil, "p/msg")

@@ -17,18 +17,30 @@
 // memory, so each pool instance instantiates its own glue and policy from
 // the modules Load compiled.
 //
-// # Cancellation and the two compilations
+// # The fast code, deadlines and the watchdog
 //
 // wazero can only stop running wasm code that was compiled with its
 // termination checks (RuntimeConfig.WithCloseOnContextDone), and those
 // checks leave native code for Go at every loop iteration: OPA's evaluator
-// runs about five times slower with them (BenchmarkEval). So Load compiles the module
-// twice, concurrently. Eval under a context that can end (ctx.Done() !=
-// nil) runs on the checked code, and the context's cancellation or
-// deadline stops it with an error wrapping ctx.Err(). Eval under a context
-// that can never end (context.Background(), context.WithoutCancel(ctx))
-// runs on the unchecked code: that is the fast path, for callers who trust
-// their policies to finish.
+// runs several times slower with them (BenchmarkEval). A trusted module
+// (the default) is compiled without them only, and runs that fast code
+// under any context. A context that can end is still honoured: the
+// evaluation runs on the instance's own goroutine, and when the context
+// ends first Eval returns at once with an error wrapping ctx.Err(); the
+// evaluation it abandoned cannot be stopped, so it finishes in the
+// background, keeping its place in the pool, and its instance is then
+// discarded. A watchdog takes an evaluation that runs past
+// Config.RunawayLimit out of the pool (another instance takes its place)
+// and switches the Policy for good to code compiled with the checks, which
+// is compiled then and not before. A module that is not trusted
+// (Config.Interruptible) has only that code, and the end of a context
+// stops it. Policy.State says which code runs and what the watchdog did.
+//
+// Go cannot preempt a goroutine that runs wasm code: a trusted Policy
+// makes sure the process has a P more than the Policy has instances, so
+// that timers, the watchdog and the rest of the process keep running while
+// every instance is busy. Stop-the-world pauses (the garbage collector's)
+// still wait for a running evaluation of the fast code.
 //
 // # Builtins
 //

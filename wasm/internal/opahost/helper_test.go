@@ -2,8 +2,10 @@ package opahost
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -27,7 +29,22 @@ func compileWasmPrint(tb testing.TB, sources map[string]string, entrypoints ...s
 	return buildWasm(tb, sources, nil, true, entrypoints)
 }
 
+// built keeps the modules the tests compiled, by what they were compiled from: OPA's compiler is slow
+// (more so under the race detector), and several tests compile the same policy.
+var built sync.Map
+
 func buildWasm(tb testing.TB, sources map[string]string, caps *ast.Capabilities, print bool, entrypoints []string) []byte {
+	tb.Helper()
+	key := fmt.Sprintf("%v %p %v %q", sources, caps, print, entrypoints)
+	if m, ok := built.Load(key); ok {
+		return m.([]byte)
+	}
+	m := compileModule(tb, sources, caps, print, entrypoints)
+	built.Store(key, m)
+	return m
+}
+
+func compileModule(tb testing.TB, sources map[string]string, caps *ast.Capabilities, print bool, entrypoints []string) []byte {
 	tb.Helper()
 	dir := tb.TempDir()
 	for name, text := range sources {

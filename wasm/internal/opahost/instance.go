@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -41,6 +43,23 @@ type instance struct {
 	// broken marks an instance whose module state can no longer be trusted
 	// (trap, abort, interruption); the pool drops it.
 	broken bool
+
+	// The fast code's evaluation state, shared with the watchdog (watch)
+	// and with a caller that may abandon it. mu guards running, abandoned,
+	// runaway and closed.
+	mu        sync.Mutex
+	running   bool // an evaluation of the fast code is under way
+	abandoned bool // its caller left (its context ended)
+	runaway   bool // the watchdog took the instance out of the pool
+	closed    bool
+	extraProc bool      // the process has a P more while this evaluation runs (see unwaited)
+	ep        int32     // the entrypoint being evaluated, for the watchdog
+	started   time.Time // when it started
+	watch     *time.Timer
+	// jobs and results connect a caller to the instance's own goroutine,
+	// which runs the evaluations a caller may abandon (started on first use).
+	jobs    chan job
+	results chan result
 
 	// Per-evaluation state for builtins, valid while eval runs.
 	ctx        context.Context
@@ -104,6 +123,19 @@ func (p *Policy) instantiate(ctx context.Context, v *variant) (*instance, error)
 }
 
 func (in *instance) close(ctx context.Context) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return
+	}
+	in.closed = true
+	in.mu.Unlock()
+	if in.watch != nil {
+		in.watch.Stop()
+	}
+	if in.jobs != nil {
+		close(in.jobs) // ends work, unless it is the caller
+	}
 	in.p.instances.Delete(in.mod)
 	_ = in.mod.Close(ctx)
 	_ = in.glue.Close(ctx)
@@ -200,29 +232,46 @@ func alignHeap(p uint32) uint32 { return (p + 7) &^ 7 }
 
 // eval runs one evaluation. Input goes straight into memory at the eval heap
 // start; opa_eval then allocates above it, so everything from the previous
-// evaluation is simply overwritten.
+// evaluation is simply overwritten. On the fast code the watchdog watches it.
 func (in *instance) eval(ctx context.Context, ep int32, input []byte, opts EvalOptions) ([]byte, error) {
-	heap := in.evalHeap
-	var inAddr, inLen uint32
-	if len(input) > 0 {
-		limit := uint64(in.p.memPages) * pageSize
-		end := uint64(heap) + uint64(len(input))
-		if end > limit {
-			return nil, fmt.Errorf("opahost: input of %d bytes does not fit in the memory limit of %d pages (%d bytes, of which %d are taken by the policy and its data): %w",
-				len(input), in.p.memPages, limit, heap, ErrMemoryLimit)
-		}
-		inLen = uint32(len(input))
-		if end <= uint64(in.mem.Size()) {
-			inAddr, heap = heap, alignHeap(uint32(end))
-		} else {
-			var err error
-			if inAddr, heap, err = in.growForInput(ctx, inLen); err != nil {
-				return nil, err
-			}
-		}
-		in.mem.Write(inAddr, input)
+	addr, n, heap, err := in.writeInput(ctx, input)
+	if err != nil {
+		return nil, err
 	}
+	if in.v != in.p.fast {
+		return in.run(ctx, ep, addr, n, heap, opts)
+	}
+	in.start(ep)
+	out, err := in.run(ctx, ep, addr, n, heap, opts)
+	in.stop()
+	return out, err
+}
 
+// writeInput copies input into memory at the eval heap start and returns
+// where it is and where the evaluation's heap begins.
+func (in *instance) writeInput(ctx context.Context, input []byte) (inAddr, inLen, heap uint32, err error) {
+	heap = in.evalHeap
+	if len(input) == 0 {
+		return 0, 0, heap, nil
+	}
+	limit := uint64(in.p.memPages) * pageSize
+	end := uint64(heap) + uint64(len(input))
+	if end > limit {
+		return 0, 0, 0, fmt.Errorf("opahost: input of %d bytes does not fit in the memory limit of %d pages (%d bytes, of which %d are taken by the policy and its data): %w",
+			len(input), in.p.memPages, limit, heap, ErrMemoryLimit)
+	}
+	inLen = uint32(len(input))
+	if end <= uint64(in.mem.Size()) {
+		inAddr, heap = heap, alignHeap(uint32(end))
+	} else if inAddr, heap, err = in.growForInput(ctx, inLen); err != nil {
+		return 0, 0, 0, err
+	}
+	in.mem.Write(inAddr, input)
+	return inAddr, inLen, heap, nil
+}
+
+// run calls opa_eval on the input writeInput placed.
+func (in *instance) run(ctx context.Context, ep int32, inAddr, inLen, heap uint32, opts EvalOptions) ([]byte, error) {
 	in.ctx, in.opts, in.bctxReady = ctx, opts, false
 	s := in.evalStack[:]
 	s[0] = 0 // reserved

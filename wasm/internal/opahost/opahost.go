@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -47,7 +48,35 @@ type Config struct {
 	// was compiled with print statements enabled) and of opa_println, one
 	// line per call. Nil discards it.
 	Print io.Writer
+
+	// Interruptible runs every evaluation on code compiled with wazero's
+	// termination checks, so that the end of its context stops it: for a
+	// module not trusted to finish. Only that code is compiled. Without it
+	// the module is trusted: evaluations run the fast code under any
+	// context (see Eval), and the watchdog guards against a runaway.
+	Interruptible bool
+	// RunawayLimit is how long an evaluation of the fast code may run
+	// before the watchdog takes its instance out of the pool and switches
+	// the Policy to the interruptible code for good. 0 means
+	// DefaultRunawayLimit.
+	RunawayLimit time.Duration
+	// InterruptibleCache, if set, keeps the machine code of the
+	// interruptible compilation that a switch makes (CompilationCache is
+	// for what Load compiles; a switch is rare, and its code need not go
+	// where the load's does, e.g. into an on-disk cache).
+	InterruptibleCache wazero.CompilationCache
+	// OnDegrade, if set, is called once, on its own goroutine, when the
+	// watchdog has switched the Policy to the interruptible code (after
+	// that code is compiled, or failed to compile).
+	OnDegrade func(Degradation)
 }
+
+// DefaultRunawayLimit is the RunawayLimit used when Config.RunawayLimit is
+// 0. A precheck decision takes a fraction of a millisecond and a document
+// is bounded in size, so an evaluation that runs for a second is not one
+// that will finish soon; the limit is generous so that a loaded machine
+// does not trip it.
+const DefaultRunawayLimit = time.Second
 
 // EvalOptions are per-evaluation settings.
 type EvalOptions struct {
@@ -77,14 +106,27 @@ var ErrClosed = errors.New("opahost: policy is closed")
 
 // Policy is a loaded policy module with its data and a pool of instances.
 type Policy struct {
-	// The module is compiled twice. wazero can only interrupt running wasm
-	// code if it was compiled with termination checks
-	// (RuntimeConfig.WithCloseOnContextDone), and its checks leave native
-	// code for Go at every loop iteration, which makes OPA's evaluator
-	// several times slower. A context that can never end needs no checks,
-	// so evaluations under one (ctx.Done() == nil) run on fast, the others
-	// on guarded.
+	// wazero can only interrupt running wasm code if it was compiled with
+	// termination checks (RuntimeConfig.WithCloseOnContextDone), and its
+	// checks leave native code for Go at every loop iteration, which makes
+	// OPA's evaluator several times slower. A trusted module runs fast (no
+	// checks) and guarded is compiled only when the watchdog switches the
+	// Policy to it; an untrusted one (Config.Interruptible) has only
+	// guarded. guarded is set under mu, once, before guardedReady closes.
 	fast, guarded *variant
+	module        []byte // kept for the switch's compilation
+	guardedCache  wazero.CompilationCache
+
+	// interruptible says evaluations run guarded (once guardedReady is
+	// closed); degraded, whether the watchdog made it so.
+	interruptible atomic.Bool
+	guardedReady  chan struct{}
+	degradeOnce   sync.Once
+	degraded      atomic.Pointer[Degradation]
+	onDegrade     func(Degradation)
+	limit         time.Duration
+
+	runaways, abandoned atomic.Int64
 
 	data     []byte
 	memPages uint32
@@ -104,11 +146,14 @@ type Policy struct {
 	// module.
 	instances sync.Map
 
-	// sem holds one token per evaluation in flight. mu guards the rest:
-	// live counts instances of both variants (idle, in use or being built)
-	// and stays <= maxInst; each variant's idle list keeps the most recently
-	// used instance last, so a lightly loaded Policy keeps reusing one warm
-	// instance instead of creating more.
+	// sem holds one token per evaluation in flight, abandoned ones
+	// included: an evaluation whose caller gave up keeps its token until
+	// it finishes, so the pool bounds them too. mu guards the rest: live
+	// counts the instances in the pool, of both variants (idle, in use or
+	// being built), and stays <= maxInst; each variant's idle list keeps the
+	// most recently used instance last, so a lightly loaded Policy keeps
+	// reusing one warm instance instead of creating more. An instance the
+	// watchdog takes out gives back its token and its place in live.
 	sem    chan struct{}
 	mu     sync.Mutex
 	live   int
@@ -152,24 +197,39 @@ func Load(ctx context.Context, module []byte, data []byte, cfg Config) (_ *Polic
 		return nil, fmt.Errorf("opahost: memory limit of %d pages exceeds the 4 GiB of a wasm32 memory", memPages)
 	}
 
+	limit := cfg.RunawayLimit
+	if limit <= 0 {
+		limit = DefaultRunawayLimit
+	}
 	p := &Policy{
-		data:     slices.Clone(data),
-		memPages: memPages,
-		maxInst:  maxInst,
-		sem:      make(chan struct{}, maxInst),
-		location: &ast.Location{File: "policy.wasm"},
+		module:       module,
+		guardedCache: cfg.InterruptibleCache,
+		guardedReady: make(chan struct{}),
+		onDegrade:    cfg.OnDegrade,
+		limit:        limit,
+		data:         slices.Clone(data),
+		memPages:     memPages,
+		maxInst:      maxInst,
+		sem:          make(chan struct{}, maxInst),
+		location:     &ast.Location{File: "policy.wasm"},
 	}
 	if cfg.Print != nil {
 		p.print = &lockedWriter{w: cfg.Print}
 		p.printHook = topdown.NewPrintHook(p.print)
 	}
 
-	// Compiling takes tens of milliseconds per variant; do both at once.
-	var wg sync.WaitGroup
-	var guardedErr error
-	wg.Go(func() { p.guarded, guardedErr = p.newVariant(ctx, module, true, cfg.CompilationCache) })
-	p.fast, err = p.newVariant(ctx, module, false, cfg.CompilationCache)
-	wg.Wait()
+	if !cfg.Interruptible {
+		reserveProcs(maxInst)
+	}
+	// Only the code this configuration runs is compiled: compiling is the
+	// expensive part of a load (tens of milliseconds).
+	first := &p.fast
+	if cfg.Interruptible {
+		first = &p.guarded
+		p.interruptible.Store(true)
+		close(p.guardedReady)
+	}
+	*first, err = p.newVariant(ctx, module, cfg.Interruptible, cfg.CompilationCache)
 	defer func() {
 		if err != nil {
 			p.closeRuntimes(ctx)
@@ -178,13 +238,10 @@ func Load(ctx context.Context, module []byte, data []byte, cfg Config) (_ *Polic
 	if err != nil {
 		return nil, err
 	}
-	if guardedErr != nil {
-		return nil, guardedErr
-	}
 
 	// The first instance is built by hand: the module's metadata must be read
 	// before data is loaded, and builtins bound before anything can call one.
-	in, err := p.instantiate(ctx, p.fast)
+	in, err := p.instantiate(ctx, *first)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +253,7 @@ func Load(ctx context.Context, module []byte, data []byte, cfg Config) (_ *Polic
 		in.close(ctx)
 		return nil, err
 	}
-	p.fast.idle = append(p.fast.idle, in)
+	(*first).idle = append((*first).idle, in)
 	p.live = 1
 	return p, nil
 }
@@ -239,7 +296,10 @@ func (p *Policy) newVariant(ctx context.Context, module []byte, interruptible bo
 
 func (p *Policy) closeRuntimes(ctx context.Context) error {
 	var errs []error
-	for _, v := range []*variant{p.fast, p.guarded} {
+	p.mu.Lock()
+	variants := []*variant{p.fast, p.guarded}
+	p.mu.Unlock()
+	for _, v := range variants {
 		if v != nil {
 			errs = append(errs, v.rt.Close(ctx))
 		}
@@ -388,12 +448,15 @@ func (p *Policy) Builtins() []string { return slices.Clone(p.names) }
 // opa_eval output, sets appear as arrays in the module's internal order
 // (topdown sorts them) and object keys in no particular order.
 //
-// If ctx can end (ctx.Done() != nil), its cancellation or deadline stops a
-// running evaluation and Eval returns an error wrapping ctx.Err(). Such
-// evaluations run on code with wazero's termination checks, which costs
-// several times the speed of loop-heavy policies; with a context that
-// cannot end (context.Background(), context.WithoutCancel) the evaluation
-// runs on code without them and cannot be stopped.
+// A trusted module (the default) runs its fast code under any context. When
+// ctx ends first, Eval returns at once with an error wrapping ctx.Err(); the
+// evaluation it abandoned cannot be stopped, so it finishes in the
+// background, still holding its place in the pool, on an instance that is
+// then discarded. An evaluation that runs past Config.RunawayLimit is a
+// runaway: the watchdog takes its instance out of the pool (a new one takes
+// its place) and switches the Policy to the interruptible code for good,
+// which the end of a context stops. An untrusted module
+// (Config.Interruptible) always runs that code.
 //
 // The input must be valid JSON (RFC 8259, UTF-8): the caller checks it, as
 // policy.Document always has. The module's own parser does not report
@@ -402,27 +465,39 @@ func (p *Policy) Eval(ctx context.Context, entrypoint int32, input []byte, opts 
 	if entrypoint < 0 || int(entrypoint) >= len(p.epNames) || p.epNames[entrypoint] == "" {
 		return nil, fmt.Errorf("opahost: unknown entrypoint id %d", entrypoint)
 	}
-	v := p.fast
-	if ctx.Done() != nil {
-		// wazero would refuse to run under an ended context too, but by
-		// closing the module, which would cost an instance.
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("opahost: evaluating %q: %w", p.epNames[entrypoint], err)
-		}
-		v = p.guarded
+	// wazero would refuse to run interruptible code under an ended context
+	// too, but by closing the module, which would cost an instance.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("opahost: evaluating %q: %w", p.epNames[entrypoint], err)
+	}
+	v, err := p.variant(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opahost: evaluating %q: %w", p.epNames[entrypoint], err)
 	}
 	in, err := p.acquire(ctx, v)
 	if err != nil {
 		return nil, err
+	}
+	if v == p.fast && ctx.Done() != nil {
+		return p.evalAbandonable(ctx, in, entrypoint, input, opts)
 	}
 	res, err := in.eval(ctx, entrypoint, input, opts)
 	p.release(ctx, in)
 	return res, err
 }
 
+// State reports which code the Policy runs and what the watchdog did.
+func (p *Policy) State() State {
+	s := State{Interruptible: p.interruptible.Load(), Runaways: p.runaways.Load(), Abandoned: p.abandoned.Load(), RunawayLimit: p.limit}
+	if d := p.degraded.Load(); d != nil {
+		s.Degradation = d
+	}
+	return s
+}
+
 // Close releases the runtimes and every instance. Evaluations still running
-// under a cancellable context fail, others run to completion; later ones
-// return ErrClosed.
+// interruptible code fail, others run to completion; later ones return
+// ErrClosed.
 func (p *Policy) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -430,97 +505,18 @@ func (p *Policy) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	idle := append(p.fast.idle, p.guarded.idle...)
-	p.fast.idle, p.guarded.idle = nil, nil
+	var idle []*instance
+	for _, v := range []*variant{p.fast, p.guarded} {
+		if v != nil {
+			idle = append(idle, v.idle...)
+			v.idle = nil
+		}
+	}
 	p.mu.Unlock()
 	for _, in := range idle {
 		in.close(ctx)
 	}
 	return p.closeRuntimes(ctx)
-}
-
-// acquire returns an instance of v for the caller's exclusive use: an idle
-// one, else a new one. When the Policy already has maxInst instances, an
-// idle instance of the other variant makes room (there always is one: at
-// most maxInst-1 other evaluations are in flight).
-func (p *Policy) acquire(ctx context.Context, v *variant) (*instance, error) {
-	select {
-	case p.sem <- struct{}{}:
-	default:
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("opahost: waiting for a free instance: %w", ctx.Err())
-		}
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		<-p.sem
-		return nil, ErrClosed
-	}
-	if n := len(v.idle); n > 0 {
-		in := v.idle[n-1]
-		v.idle = v.idle[:n-1]
-		p.mu.Unlock()
-		return in, nil
-	}
-	var evict *instance
-	if p.live >= p.maxInst {
-		other := p.fast
-		if v == p.fast {
-			other = p.guarded
-		}
-		if n := len(other.idle); n > 0 {
-			evict = other.idle[0] // the least recently used
-			other.idle = other.idle[1:]
-			p.live--
-		}
-	}
-	p.live++
-	p.mu.Unlock()
-	if evict != nil {
-		evict.close(ctx)
-	}
-
-	in, err := p.instantiate(ctx, v)
-	if err == nil {
-		if err = in.loadData(ctx); err != nil {
-			in.close(ctx)
-		}
-	}
-	if err != nil {
-		p.mu.Lock()
-		p.live--
-		closed := p.closed
-		p.mu.Unlock()
-		<-p.sem
-		if closed {
-			return nil, ErrClosed
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("opahost: creating an instance: %w", ctx.Err())
-		}
-		return nil, err
-	}
-	return in, nil
-}
-
-// release returns in to the pool, or drops it if it can no longer be
-// trusted; the pool replaces dropped instances lazily.
-func (p *Policy) release(ctx context.Context, in *instance) {
-	p.mu.Lock()
-	keep := !in.broken && !p.closed
-	if keep {
-		in.v.idle = append(in.v.idle, in)
-	} else {
-		p.live--
-	}
-	p.mu.Unlock()
-	if !keep {
-		in.close(context.WithoutCancel(ctx))
-	}
-	<-p.sem
 }
 
 // instanceOf finds the instance whose policy module made a host call.

@@ -235,9 +235,12 @@ const diffData = `{
 }`
 
 func TestDifferentialAgainstTopdown(t *testing.T) {
+	t.Parallel()
 	sources := map[string]string{"diff.rego": diffPolicy}
 	eps := []string{"diff/allow", "diff/deny", "diff/summary", "diff/every_trusted"}
-	p := mustLoad(t, compileWasm(t, sources, nil, eps...), []byte(diffData), Config{})
+	module := compileWasm(t, sources, nil, eps...)
+	p := mustLoad(t, module, []byte(diffData), Config{})
+	guarded := mustLoad(t, module, []byte(diffData), Config{Interruptible: true})
 
 	inputs := []struct{ name, input string }{
 		{"admin", `{"user":"alice"}`},
@@ -254,18 +257,22 @@ func TestDifferentialAgainstTopdown(t *testing.T) {
 		{"scalar input", `42`},
 	}
 	sets := map[string][]string{"diff/deny": {""}, "diff/summary": {"names"}}
-	// Both compilations: a context that cannot end runs on the fast one, a
-	// cancellable one on the one with termination checks.
+	// Both compilations, and the fast one under a context that can end (on
+	// the instance's goroutine).
 	cancellable, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	contexts := map[string]context.Context{"fast": context.Background(), "guarded": cancellable}
+	type run struct {
+		p   *Policy
+		ctx context.Context
+	}
+	contexts := map[string]run{"fast": {p, context.Background()}, "fast, cancellable": {p, cancellable}, "guarded": {guarded, cancellable}}
 	for _, tc := range inputs {
 		for _, ep := range eps {
 			t.Run(tc.name+"/"+ep, func(t *testing.T) {
 				query := "data." + strings.ReplaceAll(ep, "/", ".")
 				want := topdownResult(t, sources, diffData, tc.input, query, time.Now())
-				for variant, ctx := range contexts {
-					got, err := p.Eval(ctx, entrypoint(t, p, ep), []byte(tc.input), EvalOptions{})
+				for variant, r := range contexts {
+					got, err := r.p.Eval(r.ctx, entrypoint(t, r.p, ep), []byte(tc.input), EvalOptions{})
 					if err != nil {
 						t.Fatalf("%s Eval: %v", variant, err)
 					}
@@ -305,6 +312,7 @@ split_parts := split(input.a, ".")
 `
 
 func TestBuiltins(t *testing.T) {
+	t.Parallel()
 	sources := map[string]string{"b.rego": builtinPolicy}
 	eps := []string{"b/order", "b/newer", "b/not_newer", "b/cmp_defined", "b/greeting", "b/now",
 		"b/echo", "b/echo_set", "b/echo_keys", "b/setadd", "b/split_parts"}
@@ -414,6 +422,7 @@ x := 2 if input.b
 `
 
 func TestAbortThenRecover(t *testing.T) {
+	t.Parallel()
 	p := mustLoad(t, compileWasm(t, map[string]string{"a.rego": abortPolicy}, nil, "a/x"), nil, Config{MaxInstances: 1})
 	ep := entrypoint(t, p, "a/x")
 	_, err := p.Eval(context.Background(), ep, []byte(`{"a":true,"b":true}`), EvalOptions{})
@@ -449,8 +458,10 @@ pairs := count([1 |
 ])
 `
 
+// An untrusted module (Interruptible) is stopped when the context ends.
 func TestContextInterruptsEvaluation(t *testing.T) {
-	p := mustLoad(t, compileWasm(t, map[string]string{"s.rego": slowPolicy}, nil, "slow/pairs"), nil, Config{MaxInstances: 1})
+	t.Parallel()
+	p := mustLoad(t, compileWasm(t, map[string]string{"s.rego": slowPolicy}, nil, "slow/pairs"), nil, Config{MaxInstances: 1, Interruptible: true})
 	ep := entrypoint(t, p, "slow/pairs")
 	long := []byte(`{"n":100000}`) // ~10^10 iterations: hours if not interrupted
 
@@ -506,6 +517,7 @@ func TestContextInterruptsEvaluation(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
 	const pages = 32 // 2 MiB
 	mod := compileWasm(t, map[string]string{"m.rego": `package m
 n := count(input.items)
@@ -581,6 +593,7 @@ n := count(input.items)
 }
 
 func TestEntrypointsAndABI(t *testing.T) {
+	t.Parallel()
 	mod := compileWasm(t, map[string]string{"e.rego": `package e
 a := 1
 b := 2
@@ -710,6 +723,7 @@ func setABIMinor(t *testing.T, mod []byte, minor byte) []byte {
 }
 
 func TestGlueModule(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := wazero.NewRuntime(ctx)
 	defer r.Close(ctx)
@@ -743,6 +757,7 @@ func TestGlueModule(t *testing.T) {
 }
 
 func TestConcurrentEvals(t *testing.T) {
+	t.Parallel()
 	sources := map[string]string{"c.rego": `package c
 result := {
 	"double": input.n * 2,
@@ -753,8 +768,8 @@ result := {
 	p := mustLoad(t, compileWasm(t, sources, nil, "c/result"), nil, Config{MaxInstances: 4})
 	ep := entrypoint(t, p, "c/result")
 
-	// Odd goroutines use a cancellable context, so both compilations are
-	// used at once and instances move between them within the budget.
+	// Odd goroutines use a cancellable context: they run the same fast code,
+	// on the instance's own goroutine.
 	cancellable, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const goroutines, evals = 32, 50
@@ -789,10 +804,13 @@ result := {
 		t.Error(err)
 	}
 	p.mu.Lock()
-	idle, live := len(p.fast.idle)+len(p.guarded.idle), p.live
+	idle, live := len(p.fast.idle), p.live
 	p.mu.Unlock()
 	if idle != live || live > 4 || live < 1 {
 		t.Errorf("%d idle of %d live instances after the run, MaxInstances is 4", idle, live)
+	}
+	if s := p.State(); s.Interruptible || s.Abandoned != 0 || s.Runaways != 0 {
+		t.Errorf("state after the run: %+v", s)
 	}
 }
 
@@ -806,30 +824,8 @@ func cmp(a, b int) int {
 	return 0
 }
 
-func TestVariantsShareTheInstanceBudget(t *testing.T) {
-	mod := compileWasm(t, map[string]string{"e.rego": "package e\na := input.x + 1\n"}, nil, "e/a")
-	p := mustLoad(t, mod, nil, Config{MaxInstances: 1})
-	cancellable, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for i := range 6 {
-		ctx := context.Background()
-		if i%2 == 1 {
-			ctx = cancellable
-		}
-		got, err := p.Eval(ctx, 0, fmt.Appendf(nil, `{"x":%d}`, i), EvalOptions{})
-		if want := fmt.Sprintf(`[{"result":%d}]`, i+1); err != nil || string(got) != want {
-			t.Fatalf("eval %d: %s, %v; want %s", i, got, err, want)
-		}
-		p.mu.Lock()
-		live, fast, guarded := p.live, len(p.fast.idle), len(p.guarded.idle)
-		p.mu.Unlock()
-		if live != 1 || fast+guarded != 1 || (i%2 == 1) != (guarded == 1) {
-			t.Fatalf("after eval %d: live %d, idle fast %d guarded %d", i, live, fast, guarded)
-		}
-	}
-}
-
 func TestPrint(t *testing.T) {
+	t.Parallel()
 	dir := map[string]string{"p.rego": `package p
 x if {
 	print("user is", input.user)
@@ -848,6 +844,7 @@ x if {
 }
 
 func TestClose(t *testing.T) {
+	t.Parallel()
 	mod := compileWasm(t, map[string]string{"e.rego": "package e\na := 1\n"}, nil, "e/a")
 	p, err := Load(context.Background(), mod, nil, Config{})
 	if err != nil {
@@ -865,6 +862,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestCompilationCache(t *testing.T) {
+	t.Parallel()
 	cache := wazero.NewCompilationCache()
 	defer cache.Close(context.Background())
 	mod := compileWasm(t, map[string]string{"e.rego": "package e\na := input.x\n"}, nil, "e/a")

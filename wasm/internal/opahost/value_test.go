@@ -24,6 +24,7 @@ var valueSamples = []string{
 }
 
 func TestValueTextRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, src := range valueSamples {
 		want := ast.MustParseTerm(src)
 		text, err := appendValue(nil, want.Value)
@@ -46,6 +47,7 @@ func TestValueTextRoundTrip(t *testing.T) {
 // parser and printer (opa_value_parse, opa_value_dump), the path builtin
 // results and arguments take.
 func TestValueTextThroughModule(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := mustLoad(t, compileWasm(t, map[string]string{"e.rego": "package e\na := 1\n"}, nil, "e/a"), nil, Config{})
 	in, err := p.acquire(ctx, p.fast)
@@ -86,6 +88,7 @@ func TestValueTextThroughModule(t *testing.T) {
 }
 
 func TestAppendStringInvalidUTF8(t *testing.T) {
+	t.Parallel()
 	got := string(appendString(nil, "a\xffb\xc3"))
 	if want := `"a\ufffdb\ufffd"`; got != want {
 		t.Errorf("appendString = %s, want %s", got, want)
@@ -93,6 +96,7 @@ func TestAppendStringInvalidUTF8(t *testing.T) {
 }
 
 func TestAppendValueRejects(t *testing.T) {
+	t.Parallel()
 	for _, v := range []ast.Value{ast.Number("Inf"), ast.Number("0x10"), ast.Var("x"), ast.MustParseRef("data.x")} {
 		if b, err := appendValue(nil, v); err == nil {
 			t.Errorf("appendValue(%v) = %s, want an error", v, b)
@@ -101,6 +105,7 @@ func TestAppendValueRejects(t *testing.T) {
 }
 
 func TestParseValueRejects(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{``, `{`, `[1,`, `{"a" 1}`, `{1, 2`, `"abc`, `tru`, `1 2`, `"\q"`, `{"a": 1, 2}`} {
 		if v, err := parseValue([]byte(s)); err == nil {
 			t.Errorf("parseValue(%q) = %v, want an error", s, v)

@@ -1,0 +1,307 @@
+package wasm
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/precheck/precheck/policy"
+)
+
+// decodeResult reads the result set the module wrote, [{"result": decision}] (or [] when the decision is
+// undefined), into a Decision; nil for []. The module writes the decision in a shape it always has (the
+// policy makes it), so a small reader for exactly that shape does the work of encoding/json in a fraction
+// of its time; anything else (a member it does not know, a value of another type, an escape it does not
+// read itself) is handed to encoding/json, whose reading is the reference.
+func decodeResult(out []byte) (*policy.Decision, error) {
+	r := resultReader{data: out}
+	if d, ok := r.resultSet(); ok {
+		return d, nil
+	}
+	var rs []struct {
+		Result *policy.Decision `json:"result"`
+	}
+	if err := json.Unmarshal(out, &rs); err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	if rs[0].Result == nil {
+		return nil, errors.New("the result is null")
+	}
+	return rs[0].Result, nil
+}
+
+// resultReader is the fast path of decodeResult. Each method returns false as soon as the text is not
+// what it expects; the caller then starts over with encoding/json.
+type resultReader struct {
+	data []byte
+	i    int
+}
+
+func (r *resultReader) resultSet() (*policy.Decision, bool) {
+	if !r.byte('[') {
+		return nil, false
+	}
+	if r.byte(']') {
+		return nil, r.end()
+	}
+	if !r.byte('{') || r.key() != "result" {
+		return nil, false
+	}
+	d := &policy.Decision{}
+	if !r.decision(d) || !r.byte('}') || !r.byte(']') || !r.end() {
+		return nil, false
+	}
+	return d, true
+}
+
+func (r *resultReader) decision(d *policy.Decision) bool {
+	if !r.byte('{') {
+		return false
+	}
+	seen := 0
+	for first := true; !r.byte('}'); first = false {
+		if !first && !r.byte(',') {
+			return false
+		}
+		var ok bool
+		switch key := r.key(); key {
+		case "allowed":
+			ok = seen&1 == 0 && r.boolean(&d.Allowed)
+			seen |= 1
+		case "violations":
+			ok = seen&2 == 0 && r.findings(&d.Violations)
+			seen |= 2
+		case "warnings":
+			ok = seen&4 == 0 && r.findings(&d.Warnings)
+			seen |= 4
+		case "error":
+			d.Error = &policy.APIError{}
+			ok = seen&8 == 0 && r.apiError(d.Error)
+			seen |= 8
+		}
+		if !ok {
+			return false
+		}
+	}
+	return seen&1 != 0
+}
+
+func (r *resultReader) findings(out *[]policy.Violation) bool {
+	if !r.byte('[') {
+		return false
+	}
+	vs := make([]policy.Violation, 0, 4)
+	for first := true; !r.byte(']'); first = false {
+		if !first && !r.byte(',') {
+			return false
+		}
+		var v policy.Violation
+		if !r.finding(&v) {
+			return false
+		}
+		vs = append(vs, v)
+	}
+	*out = vs
+	return true
+}
+
+func (r *resultReader) finding(v *policy.Violation) bool {
+	if !r.byte('{') {
+		return false
+	}
+	seen := 0
+	for first := true; !r.byte('}'); first = false {
+		if !first && !r.byte(',') {
+			return false
+		}
+		var dst *string
+		bit := 0
+		switch r.key() {
+		case "code":
+			dst, bit = &v.Code, 1
+		case "field":
+			dst, bit = &v.Field, 2
+		case "severity":
+			dst, bit = &v.Severity, 4
+		case "message":
+			dst, bit = &v.Message, 8
+		case "expected":
+			dst, bit = &v.Expected, 16
+		case "actual":
+			dst, bit = &v.Actual, 32
+		case "remediation":
+			dst, bit = &v.Remediation, 64
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		s, ok := r.str()
+		if !ok {
+			return false
+		}
+		*dst = s
+	}
+	return true
+}
+
+func (r *resultReader) apiError(e *policy.APIError) bool {
+	if !r.byte('{') {
+		return false
+	}
+	seen := 0
+	for first := true; !r.byte('}'); first = false {
+		if !first && !r.byte(',') {
+			return false
+		}
+		var ok bool
+		switch r.key() {
+		case "status":
+			ok = seen&1 == 0 && r.integer(&e.Status)
+			seen |= 1
+		case "error_code":
+			ok = seen&2 == 0
+			e.ErrorCode, ok = r.strIf(ok)
+			seen |= 2
+		case "error_msg":
+			ok = seen&4 == 0
+			e.ErrorMsg, ok = r.strIf(ok)
+			seen |= 4
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *resultReader) strIf(ok bool) (string, bool) {
+	if !ok {
+		return "", false
+	}
+	return r.str()
+}
+
+func (r *resultReader) space() {
+	for r.i < len(r.data) {
+		switch r.data[r.i] {
+		case ' ', '\t', '\n', '\r':
+			r.i++
+		default:
+			return
+		}
+	}
+}
+
+// byte consumes c (after white space) if it is next.
+func (r *resultReader) byte(c byte) bool {
+	r.space()
+	if r.i < len(r.data) && r.data[r.i] == c {
+		r.i++
+		return true
+	}
+	return false
+}
+
+func (r *resultReader) end() bool {
+	r.space()
+	return r.i == len(r.data)
+}
+
+// key reads a member name and its colon; "" when there is none (no member is named "" here).
+func (r *resultReader) key() string {
+	s, ok := r.str()
+	if !ok || !r.byte(':') {
+		return ""
+	}
+	return s
+}
+
+// str reads a string without escapes (the module escapes only what JSON requires, which the policy's
+// strings rarely hold); one with escapes goes to strconv.Unquote, whose escapes are JSON's but for \/ and
+// \u surrogate pairs, and so the fast path gives up on those.
+func (r *resultReader) str() (string, bool) {
+	if !r.byte('"') {
+		return "", false
+	}
+	start := r.i
+	escaped := false
+	for r.i < len(r.data) {
+		switch c := r.data[r.i]; {
+		case c == '"':
+			raw := r.data[start:r.i]
+			r.i++
+			if !escaped {
+				if !utf8.Valid(raw) {
+					return "", false
+				}
+				return string(raw), true
+			}
+			return unescape(raw)
+		case c == '\\':
+			escaped = true
+			r.i += 2
+		case c < 0x20:
+			return "", false
+		default:
+			r.i++
+		}
+	}
+	return "", false
+}
+
+// unescape reads a JSON string's escapes through encoding/json, the reference.
+func unescape(raw []byte) (string, bool) {
+	quoted := make([]byte, 0, len(raw)+2)
+	quoted = append(append(append(quoted, '"'), raw...), '"')
+	var s string
+	if json.Unmarshal(quoted, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func (r *resultReader) boolean(b *bool) bool {
+	r.space()
+	switch {
+	case len(r.data)-r.i >= 4 && string(r.data[r.i:r.i+4]) == "true":
+		*b, r.i = true, r.i+4
+	case len(r.data)-r.i >= 5 && string(r.data[r.i:r.i+5]) == "false":
+		*b, r.i = false, r.i+5
+	default:
+		return false
+	}
+	return true
+}
+
+// integer reads a JSON integer the way encoding/json reads one into an int: digits only (an exponent or
+// a fraction is handed to encoding/json).
+func (r *resultReader) integer(n *int) bool {
+	r.space()
+	start := r.i
+	if r.i < len(r.data) && r.data[r.i] == '-' {
+		r.i++
+	}
+	digits := r.i
+	for r.i < len(r.data) && r.data[r.i] >= '0' && r.data[r.i] <= '9' {
+		r.i++
+	}
+	if r.i-digits > 1 && r.data[digits] == '0' { // JSON has no leading zeros
+		return false
+	}
+	if r.i < len(r.data) && (r.data[r.i] == '.' || r.data[r.i] == 'e' || r.data[r.i] == 'E') {
+		return false
+	}
+	v, err := strconv.Atoi(string(r.data[start:r.i]))
+	if err != nil {
+		return false
+	}
+	*n = v
+	return true
+}
