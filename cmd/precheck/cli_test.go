@@ -23,7 +23,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PRECHECK_TEST_AS_MAIN") == "1" {
 		main()
 	}
-	os.Exit(m.Run())
+	// The wasm engine's compile cache defaults to the user's cache directory: keep the tests out of it.
+	dir, err := os.MkdirTemp("", "precheck-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CACHE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // precheckEnv runs the command in-process with an environment and a terminal of its own.

@@ -97,7 +97,7 @@ func TestFleetCompare(t *testing.T) {
 	clock := policy.WithClock(func() time.Time { return at })
 	// The default's evaluator is the one prepared once for the process (as the command's is).
 	def := must(defaultPolicy())
-	current := must(policy.New(ctx, def, clock, policy.WithBackend(must(backendFor(ctx, "rego", def)))))
+	current := must(policy.New(ctx, def, clock, policy.WithBackend(must((&policyFlags{engine: "rego"}).backendFor(ctx, def)))))
 	proposed := must(policy.New(ctx, must(policy.LoadWithOverrides(bankPolicy)), clock))
 	var want []impactChange
 	blocks, unblocks := 0, 0

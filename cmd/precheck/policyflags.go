@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"maps"
 	"os"
-	"slices"
+	"path/filepath"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -21,6 +21,11 @@ type policyFlags struct {
 	path      string
 	noDefault bool
 	engine    string
+	// noCache and cacheDir say where the wasm engine keeps what compiling costs across processes.
+	noCache  bool
+	cacheDir string
+	// warn receives what the flags could not honour but need not stop for (an unusable cache).
+	warn io.Writer
 }
 
 // register adds the flags; with a defaultEngine ("rego", "wasm") it adds --engine too.
@@ -29,7 +34,51 @@ func (f *policyFlags) register(cmd *cobra.Command, defaultEngine string) {
 	cmd.Flags().BoolVar(&f.noDefault, "no-default", false, "use --policy alone, without the embedded default under it")
 	if defaultEngine != "" {
 		choiceFlag(cmd, &f.engine, "engine", "engine", defaultEngine, engineNames(), "evaluation engine")
+		cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "where the wasm engine keeps the compiled policy across runs (default: the user's cache directory, precheck/)")
+		cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "compile the policy for the wasm engine afresh, without reading or writing the cache")
 	}
+	f.warn = cmd.ErrOrStderr()
+}
+
+// wasmCache opens the cache the flags name, or none. A cache is a speed-up, never a reason to fail: one
+// that cannot be opened is reported and the policy is compiled as if --no-cache were given.
+func (f *policyFlags) wasmCache() *wasm.Cache {
+	if f.noCache || f.engine != "wasm" {
+		return nil
+	}
+	dir := f.cacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			f.warnf("no cache for the compiled policy: %v", err)
+			return nil
+		}
+		dir = filepath.Join(base, "precheck")
+	}
+	c, err := wasm.OpenCache(dir)
+	if err != nil {
+		f.warnf("no cache for the compiled policy: %v", err)
+		return nil
+	}
+	return c
+}
+
+func (f *policyFlags) warnf(format string, args ...any) {
+	if f.warn != nil {
+		fmt.Fprintf(f.warn, "precheck: warning: "+format+"\n", args...)
+	}
+}
+
+// backend is the backend the flags choose, with wasm's settings (cache, and cfg for serve's watchdog).
+func (f *policyFlags) backend(cfg wasm.Config) (policy.Backend, error) {
+	switch f.engine {
+	case "rego":
+		return policy.Rego(), nil
+	case "wasm":
+		cfg.Cache = f.wasmCache()
+		return wasm.Backend(cfg), nil
+	}
+	return nil, usageError(fmt.Sprintf("unknown engine %q (want %s)", f.engine, engineNames()))
 }
 
 // positional takes the policy from the verb's one optional argument (precheck test rego/), as --policy
@@ -80,20 +129,15 @@ func (f *policyFlags) read(shared bool) (*policy.Policy, error) {
 
 // newEngine prepares the loaded policy with the chosen engine.
 func (f *policyFlags) newEngine(ctx context.Context, p *policy.Policy, opts ...policy.Option) (*policy.Engine, error) {
-	b, err := backendFor(ctx, f.engine, p)
+	b, err := f.backendFor(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	return policy.New(ctx, p, append(opts, policy.WithBackend(b))...)
 }
 
-// backends are the engines a command can choose with --engine.
-var backends = map[string]func() policy.Backend{
-	"rego": policy.Rego,
-	"wasm": func() policy.Backend { return wasm.Backend(wasm.Config{}) },
-}
-
-func engineNames() []string { return slices.Sorted(maps.Keys(backends)) }
+// engineNames are the engines a command can choose with --engine (policyFlags.backend makes them).
+func engineNames() []string { return []string{"rego", "wasm"} }
 
 // The embedded default policy is read, and prepared for each engine, once per process: parsing it and
 // compiling it (to WebAssembly, for the wasm engine) is most of what a check costs, and nothing of it
@@ -110,13 +154,14 @@ var defaultEvaluators struct {
 
 // backendFor is the backend for an engine and a policy: for the embedded default, one that hands every
 // Engine the evaluator prepared once; for any other policy, a new backend.
-func backendFor(ctx context.Context, name string, p *policy.Policy) (policy.Backend, error) {
-	newBackend, ok := backends[name]
-	if !ok {
-		return nil, usageError(fmt.Sprintf("unknown engine %q (want %s)", name, engineNames()))
+func (f *policyFlags) backendFor(ctx context.Context, p *policy.Policy) (policy.Backend, error) {
+	name := f.engine
+	newBackend, err := f.backend(wasm.Config{})
+	if err != nil {
+		return nil, err
 	}
 	if def, err := defaultPolicy(); err != nil || p != def {
-		return newBackend(), nil
+		return newBackend, nil
 	}
 	defaultEvaluators.mu.Lock()
 	defer defaultEvaluators.mu.Unlock()
@@ -125,7 +170,7 @@ func backendFor(ctx context.Context, name string, p *policy.Policy) (policy.Back
 		// Not under the caller's context: the evaluator outlives this command's run (a failure is not
 		// kept, so a cancelled preparation is tried again by the next).
 		var err error
-		if ev, err = newBackend().Prepare(context.WithoutCancel(ctx), p); err != nil {
+		if ev, err = newBackend.Prepare(context.WithoutCancel(ctx), p); err != nil {
 			return nil, err
 		}
 		if defaultEvaluators.m == nil {

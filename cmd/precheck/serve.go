@@ -21,6 +21,7 @@ import (
 	"github.com/precheck/precheck/plugin/facts/dwsapi"
 	"github.com/precheck/precheck/plugin/server"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/wasm"
 )
 
 func newServeCmd(e *env) *cobra.Command {
@@ -34,7 +35,7 @@ func newServeCmd(e *env) *cobra.Command {
 		maxBody                                int64
 		maxInFlight, maxConns                  int
 		bundlePoll, headerTimeout, bodyTimeout time.Duration
-		drain                                  time.Duration
+		drain, runawayLimit                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
@@ -75,8 +76,18 @@ load.`,
 			if inventoryPath != "" && upstream == "" {
 				return usageError("--inventory gives the facts of proxied calls: it needs --upstream")
 			}
-			backend := backends[pf.engine]
+			if runawayLimit <= 0 {
+				return usageError("--wasm-runaway-limit must be positive")
+			}
 			logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+			if _, err := pf.backend(wasm.Config{}); err != nil {
+				return err
+			}
+			// A backend per policy load: the server asks for one each time it loads or reloads a policy.
+			backend := func() policy.Backend {
+				b, _ := pf.backend(wasm.Config{RunawayLimit: runawayLimit, Logger: logger}) // the engine is checked above
+				return b
+			}
 
 			cfg := server.Config{Backend: backend, Logger: logger, FailOpen: failOpen, MaxBodyBytes: maxBody, MaxInFlight: maxInFlight,
 				MaxConnsPerClient: maxConns, ReadHeaderTimeout: headerTimeout, BodyReadTimeout: bodyTimeout}
@@ -171,6 +182,7 @@ load.`,
 	f.IntVar(&maxConns, "max-conns-per-client", server.DefaultMaxConnsPerClient, "most connections one client IP address may hold open; "+
 		"more are closed at once (behind a load balancer, every client has its address: raise it)")
 	durationFlag(cmd, &headerTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	durationFlag(cmd, &runawayLimit, "wasm-runaway-limit", wasm.DefaultRunawayLimit, "with --engine wasm: how long one decision may run the policy's fast code before the watchdog takes its instance out of the pool and switches the policy to the interruptible code (logged, in /readyz and the metrics)")
 	durationFlag(cmd, &bodyTimeout, "body-read-timeout", server.DefaultBodyReadTimeout, "how long a client may take to send a request's body; "+
 		"slower are answered 408 (no request holds an in-flight slot while its body arrives)")
 	durationFlag(cmd, &drain, "drain", 30*time.Second, "on shutdown, how long requests in flight may take to finish")
