@@ -66,6 +66,11 @@ func specialize(files []bundle.ModuleFile, data map[string]any, forWasm bool) []
 		out[i], mods[i] = f, f.Parsed
 	}
 	inlineMetadata(mods)
+	if withOnData(mods) {
+		// A rule evaluated under `with data.… as …` must see the value it is given, not the one inlined
+		// from the data loaded; such a policy (none of precheck's own) keeps its references to data.
+		return out
+	}
 	s := newSpecializer(mods, data)
 	s.forWasm = forWasm
 	// Each pass can make more rules literal (tenants := config.tenants once config is); a few passes reach
@@ -96,7 +101,9 @@ func inlineMetadata(mods []*ast.Module) {
 	for _, m := range mods {
 		for _, rule := range m.Rules {
 			for r := rule; r != nil; r = r.Else {
-				custom := primaryCustom(as, rule)
+				// Each branch by itself, as OPA answers rego.metadata.rule() in it: an else branch has no
+				// METADATA of its own, so it is left for OPA to answer.
+				custom := primaryCustom(as, r)
 				if custom == nil {
 					continue
 				}
@@ -469,4 +476,20 @@ func (f termTransformer) Transform(x any) (any, error) {
 		}
 	}
 	return x, nil
+}
+
+// withOnData reports whether any rule replaces part of data with the `with` keyword.
+func withOnData(mods []*ast.Module) bool {
+	found := false
+	for _, m := range mods {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			for _, w := range e.With {
+				if ref, ok := w.Target.Value.(ast.Ref); ok && ref.HasPrefix(ast.DefaultRootRef) {
+					found = true
+				}
+			}
+			return found
+		})
+	}
+	return found
 }

@@ -19,8 +19,11 @@ import (
 type Config struct {
 	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages (0: 1024, that is 64 MiB).
 	MemoryLimitPages uint32
-	// MaxInstances bounds the instances, and so the evaluations in flight (0: GOMAXPROCS). An evaluation
-	// beyond it waits for a free instance, honouring its context.
+	// MaxInstances bounds the instances, and so the evaluations in flight (0: GOMAXPROCS as the process
+	// started). An evaluation beyond it waits for a free instance, honouring its context. Go cannot preempt
+	// the fast (uninterruptible) code a trusted policy runs, so loading one raises GOMAXPROCS to
+	// MaxInstances+1 if it is lower, keeping a P free for timers, deadlines and the watchdog; setting
+	// GOMAXPROCS turns off Go's own updates of it to a container's CPU limit. Interruptible avoids both.
 	MaxInstances int
 	// Module, when set, is a module built earlier (precheck.wasm, from Compile or `precheck build`) to
 	// evaluate instead of compiling the policy; the policy given to Prepare still supplies the data. It must

@@ -86,7 +86,8 @@ Every cluster is decided at one instant (--at), with the wasm engine by default.
 each finding at its entry's line in the inventory file, for code scanning.
 
 Exit codes: 0 reported, 1 a cluster is blocked or could not be decided (with --fail-on-blocked), or the
-proposed policy blocks a cluster that is ready now (with --fail-on-new-blocks), 2 bad usage or inventory
+proposed policy blocks a cluster that is ready now or a cluster could not be decided (with
+--fail-on-new-blocks), 2 bad usage or inventory
 (no target, a region the SDK does not know), 3 policy or engine error, or with --from-api a listing that
 failed or no credentials.`,
 		Example: `  precheck fleet --inventory clusters.json --algorithm SMcompatible --format markdown
@@ -234,7 +235,7 @@ failed or no credentials.`,
 	cmd.Flags().BoolVar(&failOnBlocked, "fail-on-blocked", false, "exit 1 when any cluster is blocked or could not be decided")
 	cmd.Flags().StringVar(&comparePath, "compare-policy", "", "report what this policy (a directory or bundle, layered as --policy is) would block or unblock, "+
 		"against the current one (text, json or markdown)")
-	cmd.Flags().BoolVar(&failOnNewBlocks, "fail-on-new-blocks", false, "with --compare-policy: exit 1 when the proposed policy blocks a cluster that is ready now")
+	cmd.Flags().BoolVar(&failOnNewBlocks, "fail-on-new-blocks", false, "with --compare-policy: exit 1 when the proposed policy blocks a cluster that is ready now, or a cluster could not be decided")
 	cmd.Flags().StringVar(&call.CryptAlgorithm, "algorithm", "", "crypt_algorithm for entries whose encrypt does not give one")
 	cmd.Flags().StringVar(&call.MasterKeyID, "key-id", "", "master_key_id for entries whose encrypt does not give one (with --from-api, the key DescribeKey is asked about)")
 	cmd.Flags().StringVar(&call.MasterKeyName, "key-name", "", "master_key_name for entries whose encrypt does not give one")

@@ -115,7 +115,9 @@ func compareFleet(ctx context.Context, e *env, run compareRun) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if run.failOnNewBlocks && imp.Blocked > 0 {
+	// A cluster that could not be decided might be one the change blocks: a gate that passed it would pass
+	// the change unseen (with expired credentials, say, every cluster).
+	if run.failOnNewBlocks && (imp.Blocked > 0 || len(r.CouldNotDecide) > 0) {
 		return silentExit(exitDenied)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 
@@ -68,6 +69,11 @@ func (f *apiFlags) target(what, project, region string) (dwsapi.Target, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return t, usageError(fmt.Sprintf("%s %.80q: want an http(s) URL, e.g. https://dws.cn-north-4.myhuaweicloud.com", e.name, e.url))
 		}
+		// A signed call carries the AK, the signature and any security token: over plain HTTP anyone on
+		// the path may read and replay them. Plain HTTP is for a local fake or proxy only.
+		if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+			return t, usageError(fmt.Sprintf("%s %.80q: plain http sends the signed credentials in clear; use https (http is for a loopback address only)", e.name, e.url))
+		}
 	}
 	if f.endpoint == "" {
 		if region == "" {
@@ -98,4 +104,13 @@ func apiFailure(err error) error {
 		return usageError(de.Error())
 	}
 	return fmt.Errorf("could not decide: %w", err)
+}
+
+// loopbackHost reports whether host names this machine: localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -298,6 +298,8 @@ func testCheckFromAPIUsage(t *testing.T) {
 		{"no region", call, "--from-api needs --region (the SDK's region name, e.g. cn-north-4) or --endpoint"},
 		{"unknown region", append(call, "--region", "mars-north-1"), `region "mars-north-1" is not in the SDK's DWS region catalogue`},
 		{"bad endpoint", append(call, "--endpoint", "dws.example"), `--endpoint "dws.example": want an http(s) URL`},
+		{"plain http off loopback", append(call, "--endpoint", "http://dws.example.com"), `plain http sends the signed credentials in clear`},
+		{"plain http KMS off loopback", append(call, "--endpoint", "https://dws.example.com", "--kms-endpoint", "http://10.0.0.1:8080"), `--kms-endpoint "http://10.0.0.1:8080": plain http`},
 		{"no project", []string{"check", "--from-api", "--region", "cn-north-4", "--cluster-id", "x"}, "--from-api needs --project-id"},
 		{"no cluster", []string{"check", "--from-api", "--region", "cn-north-4", "--project-id", dwsfake.ExampleProjectID}, "--from-api needs --cluster-id"},
 		{"a fact the API answers", append(call, "--region", "cn-north-4", "--status", "AVAILABLE"), "--status with --from-api: the API answers cluster.status"},
@@ -627,4 +629,16 @@ func testFleetCompareFromAPI(t *testing.T) {
 		}
 	}
 	noSecrets(t, srv, out+errOut)
+
+	// A change that blocks nothing it could decide still fails --fail-on-new-blocks while a cluster could
+	// not be decided: it might be the one the change blocks.
+	same := t.TempDir()
+	if err := os.WriteFile(filepath.Join(same, "data.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = precheck(t, "", slices.Concat([]string{"fleet", "--from-api", "--inventory", agents, "--engine", "rego",
+		"--compare-policy", same, "--fail-on-new-blocks"}, fleetTargetArgs(srv), fleetAPIArgs)...)
+	if code != exitDenied || !strings.Contains(out, "blocks no cluster") {
+		t.Errorf("no change but a cluster not decided, --fail-on-new-blocks: exit %d, want %d\n%s%s", code, exitDenied, out, errOut)
+	}
 }

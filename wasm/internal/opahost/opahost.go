@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -187,7 +186,9 @@ func Load(ctx context.Context, module []byte, data []byte, cfg Config) (_ *Polic
 	}
 	maxInst := cfg.MaxInstances
 	if maxInst <= 0 {
-		maxInst = runtime.GOMAXPROCS(0)
+		// The GOMAXPROCS the process started with, not today's: a trusted Policy raises it (see
+		// reserveProcs), and the next load must not take the raised value for its size and raise it again.
+		maxInst = startProcs
 	}
 	memPages := cfg.MemoryLimitPages
 	if memPages == 0 {

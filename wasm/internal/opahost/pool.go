@@ -240,6 +240,9 @@ func (in *instance) work() {
 // ends a runaway comprehension that allocates, matters).
 var procsMu sync.Mutex
 
+// startProcs is the GOMAXPROCS the process had before any Policy raised it: the default number of instances.
+var startProcs = runtime.GOMAXPROCS(0)
+
 func reserveProcs(instances int) {
 	procsMu.Lock()
 	defer procsMu.Unlock()

@@ -198,3 +198,21 @@ func TestWatchdogSwitchesToInterruptibleCode(t *testing.T) {
 		return len(p.fast.idle) == 0 && open == p.live
 	})
 }
+
+// Loading trusted Policies one after another (a server's reloads, a second engine) keeps GOMAXPROCS where
+// the first load put it: each sizes itself by the GOMAXPROCS the process started with, not the raised one.
+// Not parallel: another test's Policy with more instances would move GOMAXPROCS under it.
+func TestLoadsDoNotRaiseGOMAXPROCSAgain(t *testing.T) {
+	mod := loopWasm(t)
+	mustLoad(t, mod, nil, Config{})
+	after := runtime.GOMAXPROCS(0)
+	if after <= startProcs {
+		t.Fatalf("GOMAXPROCS %d after a trusted load; want more than the %d instances", after, startProcs)
+	}
+	for range 3 {
+		mustLoad(t, mod, nil, Config{})
+	}
+	if got := runtime.GOMAXPROCS(0); got != after {
+		t.Errorf("GOMAXPROCS %d after four loads, %d after the first: each load raised it", got, after)
+	}
+}
