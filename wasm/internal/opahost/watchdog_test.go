@@ -89,9 +89,6 @@ func TestAbandonedEvaluation(t *testing.T) {
 			t.Fatalf("attempt %d: err = %v, want DeadlineExceeded", i, err)
 		}
 		t.Logf("attempt %d: returned %v after the deadline: %v", i, late, err)
-		if late > 50*time.Millisecond {
-			t.Errorf("attempt %d returned %v after the deadline", i, late)
-		}
 		return late
 	}
 	// How late the caller is told depends on the machine too (the timer's goroutine must be scheduled):
@@ -105,7 +102,9 @@ func TestAbandonedEvaluation(t *testing.T) {
 		t.Errorf("the caller got its error %v after the deadline at best, want within 1ms", best)
 	}
 	// The pool bounds the evaluations left running: with two abandoned, a third caller waits for an
-	// instance until its deadline instead of starting a third.
+	// instance until its deadline instead of starting a third. (How late these callers hear of their
+	// deadline is not asserted: a garbage collection that starts while two evaluations of the fast code run
+	// waits for them to end, and holds up every goroutine meanwhile; see pool.go.)
 	before := p.State().Abandoned
 	abandon(10)
 	abandon(11)
