@@ -298,16 +298,18 @@ func (p *Policy) Catalog() *Catalog { return p.catalog }
 // Data returns the policy's data document. It is shared: do not change it.
 func (p *Policy) Data() map[string]any { return p.data }
 
-// Modules returns the policy's Rego modules, without the tests, keyed by file path.
+// Modules returns the policy's Rego modules, without the tests, keyed by file path. They are copies, the
+// caller's to change: OPA's compiler and tester rewrite the modules they are given, and a Policy is shared
+// (Default's by every caller in the process) by engines evaluating it at the same time.
 func (p *Policy) Modules() map[string]*ast.Module { return parsed(p.modules) }
 
-// Tests returns the *_test.rego modules keyed by file path.
+// Tests returns copies of the *_test.rego modules keyed by file path.
 func (p *Policy) Tests() map[string]*ast.Module { return parsed(p.tests) }
 
 func parsed(files []bundle.ModuleFile) map[string]*ast.Module {
 	out := make(map[string]*ast.Module, len(files))
 	for _, m := range files {
-		out[m.Path] = m.Parsed
+		out[m.Path] = m.Parsed.Copy()
 	}
 	return out
 }

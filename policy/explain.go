@@ -70,20 +70,27 @@ func (p *Policy) Explain(doc *Document, d *Decision) (*Explanation, error) {
 // not as compiled, because the compiler splits the references it needs to follow.
 func (p *Policy) ruleReads() (map[string][]string, error) {
 	p.readsOnce.Do(func() {
+		// On copies: the analysis and OPA's annotation set touch the modules they walk (an object's keys
+		// are sorted on first use), and other goroutines copy and compile the policy's own meanwhile.
+		modules := make([]bundle.ModuleFile, len(p.modules))
+		for i, m := range p.modules {
+			m.Parsed = m.Parsed.Copy()
+			modules[i] = m
+		}
 		a := &readsAnalysis{rules: map[string][]*ast.Rule{}}
-		for _, m := range p.modules {
+		for _, m := range modules {
 			for _, r := range m.Parsed.Rules {
 				path := m.Parsed.Package.Path.Extend(r.Head.Ref().StringPrefix()).String()
 				a.rules[path] = append(a.rules[path], r)
 			}
 		}
-		as, errs := ast.BuildAnnotationSet(parsedModules(p.modules))
+		as, errs := ast.BuildAnnotationSet(parsedModules(modules))
 		if len(errs) > 0 {
 			p.readsErr = NewPolicyError(p.source, errs)
 			return
 		}
 		p.reads = map[string][]string{}
-		for _, m := range p.modules {
+		for _, m := range modules {
 			if !m.Parsed.Package.Path.HasPrefix(rulesRoot) {
 				continue
 			}

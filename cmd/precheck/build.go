@@ -43,7 +43,7 @@ Exit codes: 0 written, 2 bad usage or an output that cannot be written, 3 a poli
 			if err != nil {
 				return err
 			}
-			p, err := pf.loadOwn()
+			p, err := pf.load()
 			if err != nil {
 				return err
 			}

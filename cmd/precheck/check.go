@@ -139,11 +139,8 @@ an API call that failed or no credentials (precheck could not decide).`,
 			if api.fromAPI {
 				var x *policy.Explanation
 				if explain {
-					own, err := pf.loadOwn()
-					if err != nil {
-						return err
-					}
-					if x, err = own.Explain(doc, d); err != nil {
+					var err error
+					if x, err = p.Explain(doc, d); err != nil {
 						return err
 					}
 				}
@@ -151,12 +148,7 @@ an API call that failed or no credentials (precheck could not decide).`,
 					return err
 				}
 			} else if explain {
-				// The explanation walks the policy's modules: on a policy of its own (see loadOwn).
-				own, err := pf.loadOwn()
-				if err != nil {
-					return err
-				}
-				x, err := own.Explain(doc, d)
+				x, err := p.Explain(doc, d)
 				if err != nil {
 					return err
 				}

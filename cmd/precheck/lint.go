@@ -23,7 +23,7 @@ Exit codes: 0 clean, 1 a lint problem, 2 bad usage, 3 a policy that does not loa
   precheck lint --policy examples/policies/regulated-bank`,
 		Args: pf.positional,
 		RunE: func(*cobra.Command, []string) error {
-			p, err := pf.loadOwn()
+			p, err := pf.load()
 			if err != nil {
 				return err
 			}

@@ -96,22 +96,14 @@ func (f *policyFlags) positional(_ *cobra.Command, args []string) error {
 }
 
 // load reads the policy the flags name: the embedded default, with --policy layered on top (or alone).
-// The default is the one read once per process: for verbs that only evaluate it and read its catalog.
-func (f *policyFlags) load() (*policy.Policy, error) { return f.read(true) }
-
-// loadOwn is load for the verbs that hand the policy's modules to OPA's compiler, tester or analyses
-// (test, lint, build, check --explain, serve): those rewrite or lazily annotate the modules they walk, so
-// the default they get is their own copy, never the one shared with other runs in this process.
-func (f *policyFlags) loadOwn() (*policy.Policy, error) { return f.read(false) }
-
-func (f *policyFlags) read(shared bool) (*policy.Policy, error) {
+// The default is the one read once per process; a Policy is safe to share (its modules are handed out as
+// copies), so the verbs that compile, test, lint or explain it use the same one.
+func (f *policyFlags) load() (*policy.Policy, error) {
 	switch {
 	case f.path == "" && f.noDefault:
 		return nil, usageError("--no-default needs --policy")
-	case f.path == "" && shared:
-		return defaultPolicy()
 	case f.path == "":
-		return policy.Default()
+		return defaultPolicy()
 	}
 	// A path that is not there is a mistake in the command line, not a broken policy.
 	if _, err := os.Stat(f.path); err != nil {

@@ -111,7 +111,7 @@ load.`,
 				if pf.path != "" {
 					paths = []string{pf.path}
 				}
-				cfg.Source = &server.Files{Read: pf.loadOwn, Paths: paths, Name: policySourceName(pf)}
+				cfg.Source = &server.Files{Read: pf.load, Paths: paths, Name: policySourceName(pf)}
 			}
 			if upstream != "" {
 				u, err := url.Parse(upstream)

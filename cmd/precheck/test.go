@@ -48,7 +48,7 @@ Exit codes: 0 every test passed, 1 a test failed, no test matched --run, or cove
 			if _, err := regexp.Compile(runOnly); err != nil {
 				return usageError(fmt.Sprintf("--run %q: %v", runOnly, err))
 			}
-			p, err := pf.loadOwn()
+			p, err := pf.load()
 			if err != nil {
 				return err
 			}
