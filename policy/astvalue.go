@@ -62,7 +62,7 @@ func (b *astBuilder) value() (ast.Value, error) {
 				return ast.NewObject(terms...), nil
 			}
 			if len(terms) > 0 {
-				if b.data[b.i] != ',' {
+				if b.i >= len(b.data) || b.data[b.i] != ',' {
 					return nil, errBadJSON
 				}
 				b.i++
@@ -93,7 +93,7 @@ func (b *astBuilder) value() (ast.Value, error) {
 				return ast.NewArray(terms...), nil
 			}
 			if len(terms) > 0 {
-				if b.data[b.i] != ',' {
+				if b.i >= len(b.data) || b.data[b.i] != ',' {
 					return nil, errBadJSON
 				}
 				b.i++

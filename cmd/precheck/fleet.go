@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,7 +129,8 @@ failed or no credentials.`,
 					}
 					return usageError(fmt.Sprintf("--compare-policy %s: %v", comparePath, err))
 				}
-				proposed = policyFlags{path: comparePath, noDefault: pf.noDefault, engine: pf.engine}
+				proposed = pf // the same engine, layering and cache; only the policy differs
+				proposed.path = comparePath
 			}
 			// Every cluster is judged at the same instant, which the report states.
 			now := time.Now().UTC()
@@ -423,37 +423,9 @@ func decideFleet(ctx context.Context, eng *policy.Engine, entries []facts.Entry,
 
 // decideEntry decides on the call intended for one cluster.
 func decideEntry(ctx context.Context, eng *policy.Engine, entry *facts.Entry, call facts.Encrypt) (*policy.Decision, error) {
-	doc, err := policy.NewDocument(fleetInput(entry, call), eng.Limits())
+	doc, err := policy.NewDocument(fleetlib.Input(entry, call), eng.Limits())
 	if err != nil {
 		return nil, err
 	}
 	return eng.CheckDocument(ctx, doc)
-}
-
-// fleetInput is the input document for an entry: the request names the entry's project and cluster, its body
-// is the entry's encrypt with the members it lacks taken from call (the flags), and the facts are the entry's.
-func fleetInput(entry *facts.Entry, call facts.Encrypt) *policy.Input {
-	enc := call
-	if given := entry.Encrypt; given != nil {
-		if given.CryptAlgorithm != "" {
-			enc.CryptAlgorithm = given.CryptAlgorithm
-		}
-		if given.MasterKeyID != "" {
-			enc.MasterKeyID = given.MasterKeyID
-		}
-		if given.MasterKeyName != "" {
-			enc.MasterKeyName = given.MasterKeyName
-		}
-	}
-	// Marshalling a struct of strings cannot fail. Members neither gives are left out, so the policy names
-	// each one missing.
-	body, _ := json.Marshal(struct {
-		Encrypt facts.Encrypt `json:"encrypt"`
-	}{enc})
-	return &policy.Input{
-		Request: policy.Request{ProjectID: entry.ProjectID, ClusterID: entry.ClusterID, Body: body},
-		Cluster: entry.Cluster,
-		Key:     entry.Key,
-		Tenant:  entry.Tenant,
-	}
 }

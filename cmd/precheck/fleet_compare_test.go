@@ -102,7 +102,7 @@ func TestFleetCompare(t *testing.T) {
 	var want []impactChange
 	blocks, unblocks := 0, 0
 	for i := range entries {
-		in := fleetInput(&entries[i], compareCall)
+		in := fleetlib.Input(&entries[i], compareCall)
 		before, after := must(current.Check(ctx, in)), must(proposed.Check(ctx, in))
 		if before.Allowed == after.Allowed {
 			continue

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/precheck/precheck/plugin/facts"
+	fleetlib "github.com/precheck/precheck/plugin/fleet"
 	"github.com/precheck/precheck/policy"
 )
 
@@ -359,7 +360,7 @@ func TestFleetIntendedCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &facts.Entry{ProjectID: "p", ClusterID: "c", Encrypt: tt.entry, Tenant: &policy.Tenant{Class: "x"}}
-			in := fleetInput(e, tt.flags)
+			in := fleetlib.Input(e, tt.flags)
 			if string(in.Request.Body) != tt.want || in.Request.ProjectID != "p" || in.Request.ClusterID != "c" || in.Tenant != e.Tenant {
 				t.Errorf("input %+v, body %s; want body %s", in.Request, in.Request.Body, tt.want)
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"maps"
@@ -20,11 +19,8 @@ var update = flag.Bool("update", false, "rewrite the README's generated rule cat
 // precheck runs the command in-process and returns its exit code and output.
 func precheck(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
 	// Each run has its own streams and an empty environment, so that tests can run in parallel.
-	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut}
-	code = run(context.Background(), e, args)
-	return code, out.String(), errOut.String()
+	return precheckEnv(t, nil, false, stdin, args...)
 }
 
 func TestCheckExamples(t *testing.T) {

@@ -148,20 +148,20 @@ var defaultEvaluators struct {
 // Engine the evaluator prepared once; for any other policy, a new backend.
 func (f *policyFlags) backendFor(ctx context.Context, p *policy.Policy) (policy.Backend, error) {
 	name := f.engine
-	newBackend, err := f.backend(wasm.Config{})
-	if err != nil {
-		return nil, err
-	}
 	if def, err := defaultPolicy(); err != nil || p != def {
-		return newBackend, nil
+		return f.backend(wasm.Config{})
 	}
 	defaultEvaluators.mu.Lock()
 	defer defaultEvaluators.mu.Unlock()
 	ev := defaultEvaluators.m[name]
 	if ev == nil {
+		// Only now the backend (and the cache it opens): an evaluator prepared already needs neither.
+		newBackend, err := f.backend(wasm.Config{})
+		if err != nil {
+			return nil, err
+		}
 		// Not under the caller's context: the evaluator outlives this command's run (a failure is not
 		// kept, so a cancelled preparation is tried again by the next).
-		var err error
 		if ev, err = newBackend.Prepare(context.WithoutCancel(ctx), p); err != nil {
 			return nil, err
 		}

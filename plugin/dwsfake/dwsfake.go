@@ -208,7 +208,6 @@ type Server struct {
 	listLimit      int
 	targetFaults   map[targetKey]*Fault
 	throttle       *throttling
-	throttled      int
 	keys           map[string]*Key
 	drs            []DisasterRecovery
 	hits           map[Endpoint]int
@@ -305,14 +304,7 @@ func (s *Server) SeedExample() {
 
 // PutCluster adds or replaces a cluster (by ID). The fake keeps a copy.
 func (s *Server) PutCluster(c Cluster) {
-	c.ActionProgress = maps.Clone(c.ActionProgress)
-	c.Tags = slices.Clone(c.Tags)
-	c.Omit = slices.Clone(c.Omit)
-	c.Raw = bytes.Clone(c.Raw)
-	if c.Encryption != nil {
-		e := *c.Encryption
-		c.Encryption = &e
-	}
+	c = copyCluster(&c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, known := s.clusters[c.ID]; !known {
@@ -484,7 +476,6 @@ func (s *Server) serve(e Endpoint, h handler) http.HandlerFunc {
 		throttled := e != "" && throttle != nil && throttle.hit(e)
 		if throttled {
 			rec.Throttled = true
-			s.throttled++
 		} else if e != "" {
 			// A fault for this target stands before the endpoint's: it is the more specific. A throttled
 			// request never reaches the service, so it uses up no fault.

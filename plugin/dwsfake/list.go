@@ -162,7 +162,13 @@ func (s *Server) Unthrottle() {
 func (s *Server) Throttled() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.throttled
+	n := 0
+	for _, r := range s.requests {
+		if r.Throttled {
+			n++
+		}
+	}
+	return n
 }
 
 // SetListLimit makes ListClusters answer at most n clusters while its "count" still says how many the project

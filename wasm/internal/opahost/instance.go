@@ -52,7 +52,6 @@ type instance struct {
 	abandoned bool // its caller left (its context ended)
 	runaway   bool // the watchdog took the instance out of the pool
 	closed    bool
-	extraProc bool      // the process has a P more while this evaluation runs (see unwaited)
 	ep        int32     // the entrypoint being evaluated, for the watchdog
 	started   time.Time // when it started
 	watch     *time.Timer
