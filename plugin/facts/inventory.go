@@ -226,13 +226,25 @@ func (inv *Inventory) add(e Entry) error {
 // Facts answers the facts of the cluster r names. A cluster the inventory does not list, or lists under
 // another project, has no known facts.
 func (inv *Inventory) Facts(_ context.Context, r Request) (*Facts, error) {
-	i, ok := inv.byCluster[r.ClusterID]
-	if !ok {
-		return &Facts{}, nil
-	}
-	e := inv.Entries[i]
-	if e.ProjectID != "" && e.ProjectID != r.ProjectID {
+	e := inv.Entry(r.ProjectID, r.ClusterID)
+	if e == nil {
 		return &Facts{}, nil
 	}
 	return &Facts{Cluster: e.Cluster, Key: e.Key, Tenant: e.Tenant}, nil
+}
+
+// Entry returns the inventory's entry for the cluster, or nil when it lists none, or lists it under another
+// project (an entry that names no project is any project's).
+func (inv *Inventory) Entry(projectID, clusterID string) *Entry {
+	if inv == nil {
+		return nil
+	}
+	i, ok := inv.byCluster[clusterID]
+	if !ok {
+		return nil
+	}
+	if e := &inv.Entries[i]; e.ProjectID == "" || e.ProjectID == projectID {
+		return e
+	}
+	return nil
 }

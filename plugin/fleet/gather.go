@@ -145,7 +145,6 @@ func Gather(ctx context.Context, cfg Config) (*Gathering, error) {
 		cfg.Listed(len(jobs))
 	}
 
-	byCluster := inventoryEntries(cfg.Inventory)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, len(jobs)) {
@@ -156,7 +155,7 @@ func Gather(ctx context.Context, cfg Config) (*Gathering, error) {
 					return
 				}
 				j, res := jobs[i], &results[i]
-				if e := byCluster[res.Entry.ClusterID]; e != nil && (e.ProjectID == "" || e.ProjectID == res.Entry.ProjectID) && e.Encrypt != nil {
+				if e := cfg.Inventory.Entry(res.Entry.ProjectID, res.Entry.ClusterID); e != nil && e.Encrypt != nil {
 					enc := *e.Encrypt
 					res.Entry.Encrypt = &enc
 				}
@@ -191,14 +190,4 @@ func Gather(ctx context.Context, cfg Config) (*Gathering, error) {
 		}
 	}
 	return g, nil
-}
-
-func inventoryEntries(inv *facts.Inventory) map[string]*facts.Entry {
-	m := map[string]*facts.Entry{}
-	if inv != nil {
-		for i := range inv.Entries {
-			m[inv.Entries[i].ClusterID] = &inv.Entries[i]
-		}
-	}
-	return m
 }
