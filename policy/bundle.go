@@ -80,7 +80,18 @@ func (e *PolicyError) Error() string {
 func Default() (*Policy, error) { return defaultPolicy() }
 
 var defaultPolicy = sync.OnceValues(func() (*Policy, error) {
-	return loadFS(defaultpolicy.FS, "embedded default")
+	b, err := defaultBundle()
+	if err != nil {
+		return nil, err
+	}
+	return newPolicy("embedded default", b)
+})
+
+// defaultBundle is the embedded default as read and parsed, once per process: Default and every
+// LoadWithOverrides share it. Nothing changes a bundle's parsed modules once read (a Policy hands out
+// copies), so the sharing is safe, and an override costs the parsing of its own files only.
+var defaultBundle = sync.OnceValues(func() (*bundle.Bundle, error) {
+	return readFS(defaultpolicy.FS, "embedded default")
 })
 
 // Load reads a policy from a directory (a bundle tree of .rego and data.json files) or from an OPA bundle
@@ -102,7 +113,7 @@ func Load(p string) (*Policy, error) {
 // winning (objects merge member by member, anything else is replaced whole). Only the layered result has
 // to be a valid policy.
 func LoadWithOverrides(p string) (*Policy, error) {
-	base, err := readFS(defaultpolicy.FS, "embedded default")
+	base, err := defaultBundle()
 	if err != nil {
 		return nil, err
 	}
@@ -142,14 +153,6 @@ func ReadBundle(r io.Reader, source string, verify *bundle.VerificationConfig) (
 		return nil, NewPolicyError(source, err)
 	}
 	return newPolicy(source, &b)
-}
-
-func loadFS(fsys fs.FS, source string) (*Policy, error) {
-	b, err := readFS(fsys, source)
-	if err != nil {
-		return nil, err
-	}
-	return newPolicy(source, b)
 }
 
 // readPath reads and parses the bundle at p, a directory tree or a .tar.gz, without judging it as a policy.

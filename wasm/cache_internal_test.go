@@ -25,11 +25,21 @@ var exampleDoc = []byte(`{"request": {"project_id": "89cd04f168b84af6be287f71730
 // example; it returns the decision's JSON.
 func decideWithCache(t testing.TB, dir string) []byte {
 	t.Helper()
+	return decideWithCacheOf(t, policy.Default, dir)
+}
+
+// tinyPolicy is testdata/tiny: the tests of what the cache does with an entry use it, since compiling the
+// default policy takes seconds under the race detector and the entry's layout does not depend on it.
+var tinyPolicy = sync.OnceValues(func() (*policy.Policy, error) { return policy.Load("testdata/tiny") })
+
+// decideWithCacheOf is decideWithCache for the policy load returns.
+func decideWithCacheOf(t testing.TB, load func() (*policy.Policy, error), dir string) []byte {
+	t.Helper()
 	cache, err := OpenCache(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.Default()
+	p, err := load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +106,7 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
 	dir := t.TempDir()
-	want := decideWithCache(t, dir)
+	want := decideWithCacheOf(t, tinyPolicy, dir)
 	complete, _ := entries(t, dir)
 	entry := complete[0]
 	machineCode := func() string {
@@ -129,7 +139,7 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.spoil(t)
 			before := cacheFills.Load()
-			if got := decideWithCache(t, dir); !bytes.Equal(got, want) {
+			if got := decideWithCacheOf(t, tinyPolicy, dir); !bytes.Equal(got, want) {
 				t.Errorf("decision %s, want %s", got, want)
 			}
 			if n := cacheFills.Load() - before; n != 1 {
@@ -139,7 +149,7 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 				t.Errorf("entries %v, fills %v", complete, fills)
 			}
 			before = cacheFills.Load()
-			decideWithCache(t, dir)
+			decideWithCacheOf(t, tinyPolicy, dir)
 			if n := cacheFills.Load() - before; n != 0 {
 				t.Errorf("the rebuilt entry is not used: %d compilations", n)
 			}
@@ -179,12 +189,12 @@ func TestCacheFilledByManyAtOnce(t *testing.T) {
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
 	dir := t.TempDir()
-	want := decideWithCache(t, t.TempDir())
+	want := decideWithCacheOf(t, tinyPolicy, t.TempDir())
 
 	var wg sync.WaitGroup
 	results := make([][]byte, 3)
 	for i := range results {
-		wg.Go(func() { results[i] = decideWithCache(t, dir) })
+		wg.Go(func() { results[i] = decideWithCacheOf(t, tinyPolicy, dir) })
 	}
 	// Two more processes: this test binary, running only the helper below.
 	outs := make([][]byte, 2)
@@ -222,5 +232,5 @@ func TestCacheFillHelper(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCacheFilledByManyAtOnce")
 	}
-	fmt.Printf("%s\n", decideWithCache(t, dir))
+	fmt.Printf("%s\n", decideWithCacheOf(t, tinyPolicy, dir))
 }

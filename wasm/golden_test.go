@@ -27,8 +27,14 @@ var update = flag.Bool("update", false, "rewrite testdata/decisions.golden.json"
 
 const goldenFile = "testdata/decisions.golden.json"
 
-// variantSample is one in how many variants the race detector's run decides.
-const variantSample = 8
+// withoutRace are the tests that, under the race detector, run in a binary built without it (see
+// TestWithoutRace): they decide thousands of documents, deterministically, on one goroutine each, so the
+// race detector has nothing to find in them that the engines' concurrency tests do not exercise, and under
+// it they took the better part of a minute. Each calls decidedWithoutRace first.
+var withoutRace = []string{
+	"TestDecisionsAsBefore", "TestDifferentialCorpus", "TestDifferentialWithLevelsAndWaivers",
+	"TestModuleResultIsTheDecision", "TestModuleWithoutDataRefuses", "FuzzDifferential", "FuzzDifferentialFields",
+}
 
 // overrideData is the levels-and-waivers layer of TestDifferentialWithLevelsAndWaivers.
 const overrideData = `{"precheck": {
@@ -155,19 +161,9 @@ func overridePolicy(data string) func(t *testing.T) *policy.Policy {
 // their expiry.
 func TestDecisionsAsBefore(t *testing.T) {
 	t.Parallel()
+	decidedWithoutRace(t)
 	docs := corpus(t)
 	extra := variants(t)
-	if raceDetector {
-		// Under the race detector (ten times slower) the variants are sampled, one in variantSample, the
-		// same ones every run; the corpus and the overrides are decided whole. A run without -race
-		// decides every variant.
-		names := slices.Sorted(maps.Keys(extra))
-		for i, name := range names {
-			if i%variantSample != 0 {
-				delete(extra, name)
-			}
-		}
-	}
 	var mu sync.Mutex
 	got := map[string]json.RawMessage{}
 	t.Run("decide", func(t *testing.T) { // returns once its parallel cases have
@@ -244,9 +240,6 @@ func TestDecisionsAsBefore(t *testing.T) {
 	for key, w := range want {
 		g, ok := got[key]
 		if !ok {
-			if raceDetector && strings.Contains(key, " variant ") {
-				continue // not in the sample
-			}
 			t.Errorf("%s: no longer decided", key)
 			continue
 		}

@@ -47,27 +47,49 @@ Exit codes: 0 written, 2 bad usage or an output that cannot be written, 3 a poli
 			if err != nil {
 				return err
 			}
+			// The outputs are created before the compiler runs (seconds, for a large policy): one that
+			// cannot be written fails at once, and neither replaces an old file unless both are written.
+			modOut, err := createOutput(out)
+			if err != nil {
+				return err
+			}
+			defer modOut.discard()
+			var bundleOut *output
+			if bundlePath != "" {
+				if bundleOut, err = createOutput(bundlePath); err != nil {
+					return err
+				}
+				defer bundleOut.discard()
+			}
 			m, err := wasm.Compile(cmd.Context(), p)
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(out, m.Wasm()); err != nil {
+			if err := modOut.write(m.Wasm()); err != nil {
+				return err
+			}
+			if bundleOut != nil {
+				var buf bytes.Buffer
+				if signing != nil {
+					err = m.WriteSignedBundle(&buf, *signing)
+				} else {
+					err = m.WriteBundle(&buf)
+				}
+				if err != nil {
+					return err
+				}
+				if err := bundleOut.write(buf.Bytes()); err != nil {
+					return err
+				}
+			}
+			if err := modOut.commit(); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "wrote %s (%d bytes, revision %s, entrypoint precheck/decision)\n", out, len(m.Wasm()), p.Revision())
-			if bundlePath == "" {
+			if bundleOut == nil {
 				return nil
 			}
-			var buf bytes.Buffer
-			if signing != nil {
-				err = m.WriteSignedBundle(&buf, *signing)
-			} else {
-				err = m.WriteBundle(&buf)
-			}
-			if err != nil {
-				return err
-			}
-			if err := writeFileAtomic(bundlePath, buf.Bytes()); err != nil {
+			if err := bundleOut.commit(); err != nil {
 				return err
 			}
 			if signing != nil {
@@ -114,26 +136,64 @@ func signingFlags(cmd *cobra.Command, bundlePath, key, alg, keyID string) (*wasm
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same directory, renamed over path,
-// so that a failed build never leaves half a module where a working one was. The file is created 0644 and
+// so that a failed write never leaves half a file where a working one was. The file is created 0644 and
 // the umask applies, as for any file a build tool writes. Errors name path, never the temporary file, and
 // are the command line's (exit 2): the output it names cannot be written.
 func writeFileAtomic(path string, data []byte) error {
+	o, err := createOutput(path)
+	if err != nil {
+		return err
+	}
+	defer o.discard()
+	if err := o.write(data); err != nil {
+		return err
+	}
+	return o.commit()
+}
+
+// output is a file being replaced as writeFileAtomic does it, in steps: created (its temporary file),
+// written, then committed (renamed into place) or discarded.
+type output struct {
+	path string
+	tmp  *os.File
+	done bool
+}
+
+func createOutput(path string) (*output, error) {
 	f, err := createTemp(path)
 	if err != nil {
-		return writeError(path, err)
+		return nil, writeError(path, err)
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
+	return &output{path: path, tmp: f}, nil
+}
+
+// write writes data to the temporary file and closes it.
+func (o *output) write(data []byte) error {
+	_, err := o.tmp.Write(data)
+	if cerr := o.tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
 	if err != nil {
-		os.Remove(f.Name())
-		return writeError(path, err)
+		return writeError(o.path, err)
 	}
 	return nil
+}
+
+// commit renames the written file into place.
+func (o *output) commit() error {
+	if err := os.Rename(o.tmp.Name(), o.path); err != nil {
+		return writeError(o.path, err)
+	}
+	o.done = true
+	return nil
+}
+
+// discard removes the temporary file unless it was committed.
+func (o *output) discard() {
+	if !o.done {
+		o.tmp.Close()
+		os.Remove(o.tmp.Name())
+	}
 }
 
 // createTemp is os.CreateTemp with mode 0644 rather than 0600 (a chmod after CreateTemp would ignore the

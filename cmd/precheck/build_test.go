@@ -85,11 +85,26 @@ func TestBuildFileModes(t *testing.T) {
 	}
 }
 
+// An output that cannot be written is exit 2 naming it, and nothing is half-applied: a module whose
+// bundle cannot be written is not replaced either, and no temporary file is left.
 func TestBuildWriteErrorNamesTarget(t *testing.T) {
-	target := filepath.Join(t.TempDir(), "no-such-dir", "precheck.wasm")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "no-such-dir", "precheck.wasm")
 	code, _, stderr := precheck(t, "", "build", "-o", target)
 	if code != exitUsage || !strings.Contains(stderr, "cannot write "+target+": ") || strings.Contains(stderr, ".tmp") {
 		t.Errorf("exit %d, stderr %q: want an error naming %s", code, stderr, target)
+	}
+	mod := filepath.Join(dir, "precheck.wasm")
+	os.WriteFile(mod, []byte("the old module"), 0o644)
+	code, _, stderr = precheck(t, "", "build", "-o", mod, "--bundle", target)
+	if code != exitUsage || !strings.Contains(stderr, "cannot write "+target+": ") {
+		t.Errorf("unwritable bundle: exit %d, stderr %q", code, stderr)
+	}
+	if data, _ := os.ReadFile(mod); string(data) != "the old module" {
+		t.Errorf("the module was replaced although the bundle could not be written")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left behind: %q", left)
 	}
 }
 

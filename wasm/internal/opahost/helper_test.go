@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/compile"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/tetratelabs/wazero"
 )
 
 // compileWasm compiles Rego sources (file name -> text) to an OPA wasm
@@ -74,9 +75,20 @@ func compileModule(tb testing.TB, sources map[string]string, caps *ast.Capabilit
 // inmemStore is an in-memory store holding data, for topdown.
 func inmemStore(data map[string]any) storage.Store { return inmem.NewFromObject(data) }
 
-// mustLoad loads module and closes it when the test ends.
+// machineCode keeps wazero's machine code for the tests' loads (as package wasm keeps it for a
+// process's): compiling a module takes a second under the race detector, and many tests load one module.
+var machineCode = wazero.NewCompilationCache()
+
+// mustLoad loads module and closes it when the test ends. Unless cfg says otherwise, the machine code
+// comes from machineCode.
 func mustLoad(tb testing.TB, module, data []byte, cfg Config) *Policy {
 	tb.Helper()
+	if cfg.CompilationCache == nil {
+		cfg.CompilationCache = machineCode
+	}
+	if cfg.InterruptibleCache == nil {
+		cfg.InterruptibleCache = machineCode
+	}
 	p, err := Load(context.Background(), module, data, cfg)
 	if err != nil {
 		tb.Fatalf("Load: %v", err)
