@@ -52,6 +52,7 @@ func compiledDefault(t *testing.T) (*policy.Policy, *Module) {
 // TestBundleReadByOPA: the bundle WriteBundle writes is read back by OPA's own bundle reader, and its
 // manifest's wasm entrypoints are exactly those the module exports.
 func TestBundleReadByOPA(t *testing.T) {
+	WithoutRace.Delegate(t)
 	t.Parallel()
 	ctx := context.Background()
 	p, m := compiledDefault(t)
@@ -104,6 +105,7 @@ func TestBundleReadByOPA(t *testing.T) {
 // spelt relatively) and every other spelling is held to the same input to the compiler: the same
 // revision, and the same bundle (module names, sources and data), which is all Compile reads.
 func TestBuildIsReproducible(t *testing.T) {
+	WithoutRace.Delegate(t)
 	ctx := context.Background()
 	abs, err := filepath.Abs("../rego")
 	if err != nil {
@@ -216,6 +218,7 @@ func gunzip(t *testing.T, data []byte) []byte {
 // TestSignedBundleReadByOPA: a signed bundle is read by OPA's bundle reader with the public key (as OPA's
 // bundle plugin and `opa inspect` read it), and refused with another key or unsigned.
 func TestSignedBundleReadByOPA(t *testing.T) {
+	WithoutRace.Delegate(t)
 	t.Parallel()
 	p, m := compiledDefault(t)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)

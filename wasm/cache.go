@@ -121,8 +121,9 @@ func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, mach
 		if mc, err := wazero.NewCompilationCacheWithDir(filepath.Join(final, wazeroDir)); err == nil {
 			return wasm, mc, func() {}, nil
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		// Corrupt, truncated or of another build: never trusted, built again.
+	} else if _, statErr := os.Stat(final); !errors.Is(err, fs.ErrNotExist) || statErr == nil {
+		// Corrupt, truncated, incomplete (an entry is renamed into place whole, so a directory without its
+		// module is broken too) or of another build: never trusted, removed, built again.
 		_ = os.RemoveAll(final)
 	}
 	cacheFills.Add(1)

@@ -101,7 +101,9 @@ func TestCacheSkipsTheCompilerWhenWarm(t *testing.T) {
 	}
 }
 
-// A corrupt, truncated, foreign or tampered entry is detected, removed and built again; it is never used.
+// A corrupt, truncated, incomplete, foreign or tampered entry is detected, removed and built again; it is
+// never used. Each kind of damage is held to read's check (a fill compiles the module, which takes a while
+// under the race detector); one of them goes through the whole rebuild.
 func TestCacheRebuildsACorruptEntry(t *testing.T) {
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
@@ -109,6 +111,11 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 	want := decideWithCacheOf(t, tinyPolicy, dir)
 	complete, _ := entries(t, dir)
 	entry := complete[0]
+	key := filepath.Base(entry)[len("precheck-"):]
+	pristine := filepath.Join(t.TempDir(), "entry")
+	if err := os.CopyFS(pristine, os.DirFS(entry)); err != nil {
+		t.Fatal(err)
+	}
 	machineCode := func() string {
 		var found string
 		filepath.WalkDir(filepath.Join(entry, wazeroDir), func(path string, d os.DirEntry, err error) error {
@@ -119,7 +126,8 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 		})
 		return found
 	}
-	for _, c := range []struct {
+	c := &Cache{dir: dir, build: buildIdentity()}
+	for _, tc := range []struct {
 		name  string
 		spoil func(t *testing.T)
 	}{
@@ -127,7 +135,7 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 		{"module truncated", func(t *testing.T) { truncate(t, filepath.Join(entry, moduleFile)) }},
 		{"module of another entry", func(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(entry, moduleFile))
-			os.WriteFile(filepath.Join(entry, moduleFile), bytes.Replace(data, []byte(filepath.Base(entry)[len("precheck-"):]), bytes.Repeat([]byte("0"), 32), 1), 0o600)
+			os.WriteFile(filepath.Join(entry, moduleFile), bytes.Replace(data, []byte(key), bytes.Repeat([]byte("0"), 32), 1), 0o600)
 		}},
 		{"machine code byte flipped", func(t *testing.T) { flip(t, machineCode(), 40) }},
 		{"machine code truncated", func(t *testing.T) { truncate(t, machineCode()) }},
@@ -135,25 +143,44 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 			os.WriteFile(filepath.Join(filepath.Dir(machineCode()), strings.Repeat("ab", 32)), []byte("WAZEVO"), 0o600)
 		}},
 		{"manifest removed", func(t *testing.T) { os.Remove(filepath.Join(entry, manifestFile)) }},
+		{"module removed", func(t *testing.T) { os.Remove(filepath.Join(entry, moduleFile)) }},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			c.spoil(t)
-			before := cacheFills.Load()
-			if got := decideWithCacheOf(t, tinyPolicy, dir); !bytes.Equal(got, want) {
-				t.Errorf("decision %s, want %s", got, want)
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.RemoveAll(entry); err != nil {
+				t.Fatal(err)
 			}
-			if n := cacheFills.Load() - before; n != 1 {
-				t.Errorf("%d compilations, want the entry built again", n)
+			if err := os.CopyFS(entry, os.DirFS(pristine)); err != nil {
+				t.Fatal(err)
 			}
-			if complete, fills := entries(t, dir); len(complete) != 1 || len(fills) != 0 {
-				t.Errorf("entries %v, fills %v", complete, fills)
+			if _, err := c.read(entry, key); err != nil {
+				t.Fatalf("the pristine entry is refused: %v", err)
 			}
-			before = cacheFills.Load()
-			decideWithCacheOf(t, tinyPolicy, dir)
-			if n := cacheFills.Load() - before; n != 0 {
-				t.Errorf("the rebuilt entry is not used: %d compilations", n)
+			tc.spoil(t)
+			if _, err := c.read(entry, key); err == nil {
+				t.Fatal("the damaged entry is read as sound")
 			}
 		})
+	}
+
+	// The last damage through the whole rebuild: removed, built again, used. (A directory without its
+	// module, unlike no directory, must be removed before the new entry can take its place.)
+	before := cacheFills.Load()
+	if got := decideWithCacheOf(t, tinyPolicy, dir); !bytes.Equal(got, want) {
+		t.Errorf("decision %s, want %s", got, want)
+	}
+	if n := cacheFills.Load() - before; n != 1 {
+		t.Errorf("%d compilations, want the entry built again", n)
+	}
+	if complete, fills := entries(t, dir); len(complete) != 1 || len(fills) != 0 {
+		t.Errorf("entries %v, fills %v", complete, fills)
+	}
+	if _, err := c.read(entry, key); err != nil {
+		t.Errorf("the rebuilt entry is not sound: %v", err)
+	}
+	before = cacheFills.Load()
+	decideWithCacheOf(t, tinyPolicy, dir)
+	if n := cacheFills.Load() - before; n != 0 {
+		t.Errorf("the rebuilt entry is not used: %d compilations", n)
 	}
 }
 
@@ -189,10 +216,8 @@ func TestCacheFilledByManyAtOnce(t *testing.T) {
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
 	dir := t.TempDir()
-	want := decideWithCacheOf(t, tinyPolicy, t.TempDir())
-
 	var wg sync.WaitGroup
-	results := make([][]byte, 3)
+	results := make([][]byte, 2)
 	for i := range results {
 		wg.Go(func() { results[i] = decideWithCacheOf(t, tinyPolicy, dir) })
 	}
@@ -207,6 +232,10 @@ func TestCacheFilledByManyAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	want := results[0]
+	if !bytes.Contains(want, []byte(`"allowed":true`)) {
+		t.Fatalf("goroutine 0: %s, want the tiny policy's allowed decision", want)
+	}
 	for i, r := range results {
 		if !bytes.Equal(r, want) {
 			t.Errorf("goroutine %d: %s", i, r)

@@ -99,7 +99,7 @@ func decideBoth(t *testing.T, ctx context.Context, doc []byte) []byte {
 
 func TestDifferentialCorpus(t *testing.T) {
 	t.Parallel()
-	decidedWithoutRace(t)
+	withoutRace.Delegate(t)
 	ctx := context.Background()
 	for name, doc := range corpus(t) {
 		t.Run(name, func(t *testing.T) {
@@ -122,7 +122,7 @@ func TestDifferentialCorpusCancellableContext(t *testing.T) {
 
 // FuzzDifferential: for any bytes, both engines refuse them alike or decide alike.
 func FuzzDifferential(f *testing.F) {
-	decidedWithoutRace(f)
+	withoutRace.Delegate(f)
 	for _, doc := range corpus(f) {
 		f.Add(doc)
 	}
@@ -142,7 +142,7 @@ func FuzzDifferential(f *testing.F) {
 // FuzzDifferentialFields varies the members the rules read, inside the example document, so that the fuzzer
 // explores the policy's branches rather than JSON syntax.
 func FuzzDifferentialFields(f *testing.F) {
-	decidedWithoutRace(f)
+	withoutRace.Delegate(f)
 	f.Add("8.1.3.310", "8.3.0.200", "AVAILABLE", "NORMAL", "", "generalCipher", "0f3196c8-5c23-469f-84da-92ecd2499dce", "2", "default", false)
 	f.Add("10.0.0", "8.3.0.1999", "ACTIVE", "DEGRADED | READONLY", "SNAPSHOTTING", "SMcompatible", "KMS-1abd-1016", "3", "regulated", true)
 	f.Add("8.0.0-rc1", "v8.3.0", "", "UNBALANCED|", "x", "", "", "", "bank", false)
@@ -172,7 +172,7 @@ func FuzzDifferentialFields(f *testing.F) {
 // data leaves empty: levels per tenant class, and waivers at and around their expiry.
 func TestDifferentialWithLevelsAndWaivers(t *testing.T) {
 	t.Parallel()
-	decidedWithoutRace(t)
+	withoutRace.Delegate(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {
 		"levels": {"global": {"PRECHECK-CLU-005": "deny"}, "tenant_classes": {"regulated": {"PRECHECK-KEY-001": "off"}}},
@@ -270,7 +270,7 @@ func rawModule(t *testing.T, data []byte) func(doc []byte) []byte {
 // only, the bytes precheck prints: the policy sorts and leaves out empty members, neither engine fixes it up.
 func TestModuleResultIsTheDecision(t *testing.T) {
 	t.Parallel()
-	decidedWithoutRace(t)
+	withoutRace.Delegate(t)
 	p, err := policy.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestModuleResultIsTheDecision(t *testing.T) {
 // engine given that module with a policy that has no data.
 func TestModuleWithoutDataRefuses(t *testing.T) {
 	t.Parallel()
-	decidedWithoutRace(t)
+	withoutRace.Delegate(t)
 	eval := rawModule(t, []byte(`{}`))
 	ctx := context.Background()
 	e, err := policy.New(ctx, policyWithoutData(t), policy.WithBackend(wasm.Backend(wasm.Config{Module: defaultModule(t).Wasm()})))

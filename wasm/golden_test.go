@@ -27,14 +27,10 @@ var update = flag.Bool("update", false, "rewrite testdata/decisions.golden.json"
 
 const goldenFile = "testdata/decisions.golden.json"
 
-// withoutRace are the tests that, under the race detector, run in a binary built without it (see
-// TestWithoutRace): they decide thousands of documents, deterministically, on one goroutine each, so the
-// race detector has nothing to find in them that the engines' concurrency tests do not exercise, and under
-// it they took the better part of a minute. Each calls decidedWithoutRace first.
-var withoutRace = []string{
-	"TestDecisionsAsBefore", "TestDifferentialCorpus", "TestDifferentialWithLevelsAndWaivers",
-	"TestModuleResultIsTheDecision", "TestModuleWithoutDataRefuses", "FuzzDifferential", "FuzzDifferentialFields",
-}
+// withoutRace is the package's list (see export_test.go).
+var withoutRace = wasm.WithoutRace
+
+func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
 
 // overrideData is the levels-and-waivers layer of TestDifferentialWithLevelsAndWaivers.
 const overrideData = `{"precheck": {
@@ -161,7 +157,7 @@ func overridePolicy(data string) func(t *testing.T) *policy.Policy {
 // their expiry.
 func TestDecisionsAsBefore(t *testing.T) {
 	t.Parallel()
-	decidedWithoutRace(t)
+	withoutRace.Delegate(t)
 	docs := corpus(t)
 	extra := variants(t)
 	var mu sync.Mutex

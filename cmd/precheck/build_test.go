@@ -26,6 +26,7 @@ import (
 // TestBuildIsReproducible: `precheck build` gives the same revision and the same bytes for the same policy
 // however its path is spelt and wherever the directory lies.
 func TestBuildIsReproducible(t *testing.T) {
+	withoutRace.Delegate(t)
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,7 @@ func TestBuildIsReproducible(t *testing.T) {
 // TestBuildFileModes: the module and the bundle are written 0644 less the umask, as any build tool's output,
 // replacing what was there.
 func TestBuildFileModes(t *testing.T) {
+	withoutRace.Delegate(t)
 	for _, tt := range []struct {
 		umask int
 		want  os.FileMode
@@ -112,6 +114,7 @@ func TestBuildWriteErrorNamesTarget(t *testing.T) {
 // `precheck serve --bundle-url --bundle-key` runs (its defaults: RS256, key id "default"), and refused with
 // another key.
 func TestBuildSignedBundle(t *testing.T) {
+	withoutRace.Delegate(t)
 	dir := t.TempDir()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -31,6 +31,7 @@ func cacheFiles(t *testing.T, dir string) []string {
 // rebuilt rather than trusted, and --no-cache neither reads nor writes one. A policy of its own (not the
 // process's shared default) makes every run compile or load for real.
 func TestWasmCache(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"check", "--engine", "wasm", "--policy", "../../examples/policies/regulated-bank",

@@ -152,6 +152,7 @@ func dataAt(data map[string]any) func(path []string) (bool, error) {
 // rego/capabilities.json` accepts the default policy, the regulated-bank override layered on it, and the
 // bundle `precheck build --bundle` writes; and that without the dws.* declarations it does not.
 func TestCapabilitiesOPACheck(t *testing.T) {
+	withoutRace.Delegate(t)
 	c := loadShippedCapabilities(t)
 	for _, tc := range []struct {
 		name  string

@@ -15,15 +15,32 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // TestMain lets the test binary be the precheck command, for the tests that need a real process (the
 // shell completion script calls precheck back).
+// withoutRace are the tests that compile or decide many policies, one command at a time: under the race
+// detector (OPA's compiler and evaluator some ten times slower) they took most of the package's time, so
+// they run in a binary built without it. The tests of what runs concurrently (fleet --from-api, serve,
+// the shared engines) stay here.
+var withoutRace = policytest.WithoutRace{
+	"TestCapabilitiesOPACheck", "TestBuildIsReproducible", "TestBuildSignedBundle", "TestBuildVerb", "TestBuildFileModes",
+	"TestFleetGolden", "TestFleetCompare", "TestFleetCompareGolden", "TestTestVerb", "TestTestOverride",
+	"TestPositionalPolicy", "TestFmtAndLintThePolicies", "TestCompletion", "TestWasmCache", "TestCheckExamples",
+}
+
+func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
+
 func TestMain(m *testing.M) {
 	if os.Getenv("PRECHECK_TEST_AS_MAIN") == "1" {
 		main()
 	}
 	// The wasm engine's compile cache defaults to the user's cache directory: keep the tests out of it.
+	// The go command's build cache is there too, and WithoutRace's go test needs the warm one: pinned first.
+	if out, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil && os.Getenv("GOCACHE") == "" {
+		os.Setenv("GOCACHE", strings.TrimSpace(string(out)))
+	}
 	dir, err := os.MkdirTemp("", "precheck-test-cache-")
 	if err != nil {
 		panic(err)
@@ -192,6 +209,7 @@ func TestHelpGolden(t *testing.T) {
 // TestCompletion: the bash script loads, and, calling the command back as bash does, completes the verbs
 // and --format's values.
 func TestCompletion(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
 		if code, out, _ := precheck(t, "", "completion", shell); code != exitAllowed || !strings.Contains(out, "precheck") {
@@ -453,6 +471,7 @@ func TestRulesEffectiveLevels(t *testing.T) {
 
 // TestPositionalPolicy: a policy given as the argument is the policy used, as --policy is.
 func TestPositionalPolicy(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "x.rego"), []byte(`# METADATA
@@ -494,6 +513,7 @@ findings contains {"rule": rego.metadata.rule().custom} if {
 
 // TestTestOverride: a data-only override passes with a note; coverage under an override counts its files.
 func TestTestOverride(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	dataOnly := t.TempDir()
 	os.WriteFile(filepath.Join(dataOnly, "data.json"), []byte(`{"precheck": {"config": {"min_cluster_version": "8.1.0"}}}`), 0o644)

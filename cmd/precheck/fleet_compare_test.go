@@ -78,6 +78,7 @@ func generateFleet(n int) []facts.Entry {
 // by hand says. The Rego engine, by hand and in the command: compiling the bank's policy to WebAssembly
 // costs more than deciding this fleet (TestFleetEnginesAgree holds the engines to the same decisions).
 func TestFleetCompare(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	const n = 64
 	entries := generateFleet(n)
@@ -183,6 +184,7 @@ func TestImpactSentence(t *testing.T) {
 // -update). The Rego engine: for 30 clusters, preparing it is cheaper than compiling the bank's policy to
 // WebAssembly three times.
 func TestFleetCompareGolden(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	path := writeFleetInventory(t, generateFleet(30))
 	for format, file := range map[string]string{"text": "impact.txt", "json": "impact.json", "markdown": "impact.md"} {

@@ -49,6 +49,7 @@ func fleetJSONReport(t *testing.T, args ...string) (*fleetReport, string) {
 
 // TestFleetGolden compares every format with its golden file (go test -run FleetGolden -update rewrites them).
 func TestFleetGolden(t *testing.T) {
+	withoutRace.Delegate(t)
 	for format, file := range map[string]string{
 		"text":     "report.txt",
 		"json":     "report.json",

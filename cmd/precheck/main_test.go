@@ -24,6 +24,7 @@ func precheck(t *testing.T, stdin string, args ...string) (code int, stdout, std
 }
 
 func TestCheckExamples(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	files, _ := filepath.Glob("../../examples/inputs/*.json")
 	if len(files) < 5 {
@@ -199,6 +200,7 @@ func TestPolicyFlags(t *testing.T) {
 
 // TestTestVerb runs the verb on a few tests each time: the whole Rego suite is rego/'s own test's.
 func TestTestVerb(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	code, out, errOut := precheck(t, "", "test", "--coverage", "--run", "test_builtins", "-v")
 	if code != exitAllowed || !strings.Contains(out, "PASS: ") || !strings.Contains(out, "coverage: ") || !strings.Contains(out, "decision.rego") {
@@ -340,6 +342,7 @@ func TestWasmEngineMatchesRego(t *testing.T) {
 }
 
 func TestBuildVerb(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	dir := t.TempDir()
 	mod, bundlePath := filepath.Join(dir, "precheck.wasm"), filepath.Join(dir, "bundle.tar.gz")
@@ -433,6 +436,7 @@ func golden(t *testing.T, name, got string) {
 // TestFmtAndLintThePolicies: the default policy and the example override are formatted and lint clean (CI
 // also runs the commands themselves).
 func TestFmtAndLintThePolicies(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	if code, out, errOut := precheck(t, "", "fmt", "--check", "../../rego", "../../examples/policies"); code != exitAllowed {
 		t.Errorf("fmt --check: exit %d\n%s%s", code, out, errOut)

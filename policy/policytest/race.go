@@ -1,0 +1,85 @@
+package policytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// WithoutRace names tests of a package that, in a test binary built with the race detector, run in a second
+// binary of the package built without it. They are tests that decide or compile many policies on one
+// goroutine: the race detector has nothing to find in them that the engines' concurrency tests do not
+// exercise, and it makes OPA's evaluator and compiler some ten times slower. Each of them calls Delegate
+// first, and one test of the package calls Run:
+//
+//	var withoutRace = policytest.WithoutRace{"TestDecisionsAsBefore", "FuzzDifferential"}
+//
+//	func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
+//
+//	func TestDecisionsAsBefore(t *testing.T) {
+//		withoutRace.Delegate(t)
+//		...
+//	}
+type WithoutRace []string
+
+// Delegate skips t under the race detector, where Run runs it; otherwise it does nothing.
+func (w WithoutRace) Delegate(t testing.TB) {
+	t.Helper()
+	if !raceDetector {
+		return
+	}
+	if !slices.Contains(w, t.Name()) {
+		t.Fatalf("%s is not in the package's WithoutRace: under -race it would run nowhere", t.Name())
+	}
+	t.Skip("run by the package's WithoutRace, in a test binary built without the race detector")
+}
+
+// Run, under the race detector, runs w's tests with go test in the current directory (the package's),
+// built without it, and fails t with their output unless each of them ran and passed. Without the race
+// detector it skips: the tests run in this binary.
+func (w WithoutRace) Run(t *testing.T) {
+	t.Helper()
+	if !raceDetector {
+		t.Skip("without the race detector, the tests run in this binary")
+	}
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	pattern := "^(" + strings.Join(w, "|") + ")$"
+	cmd := exec.Command(goTool, "test", "-count=1", "-json", "-run", pattern, ".")
+	cmd.Env = append(os.Environ(), "GOFLAGS=") // a -race meant for this binary is not for the other
+	out, err := cmd.Output()
+	passed := map[string]bool{}
+	var output strings.Builder
+	for line := range bytes.Lines(out) {
+		var ev struct{ Action, Test, Output string }
+		if json.Unmarshal(line, &ev) != nil {
+			output.Write(line) // the go command's own words (a build failure)
+			continue
+		}
+		output.WriteString(ev.Output)
+		if ev.Action == "pass" && ev.Test != "" {
+			passed[ev.Test] = true
+		}
+	}
+	if err != nil {
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		t.Fatalf("go test -run '%s' (without -race): %v\n%s%s", pattern, err, output.String(), stderr)
+	}
+	for _, name := range w {
+		if !passed[name] {
+			t.Errorf("%s did not run and pass without -race:\n%s", name, output.String())
+		}
+	}
+}

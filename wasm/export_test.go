@@ -1,0 +1,12 @@
+package wasm
+
+import "github.com/precheck/precheck/policy/policytest"
+
+// WithoutRace are the tests of the package (internal and external: one binary) that compile or decide on
+// one goroutine, thousands of documents or many builds: under the race detector they took the better part
+// of a minute, so they run in a binary built without it.
+var WithoutRace = policytest.WithoutRace{
+	"TestDecisionsAsBefore", "TestDifferentialCorpus", "TestDifferentialWithLevelsAndWaivers",
+	"TestModuleResultIsTheDecision", "TestModuleWithoutDataRefuses", "FuzzDifferential", "FuzzDifferentialFields",
+	"TestBundleReadByOPA", "TestSignedBundleReadByOPA", "TestBuildIsReproducible",
+}
