@@ -72,21 +72,14 @@ func init() {
 // result set the way opa_eval does: [{"result": value}], or [] if undefined.
 func topdownResult(t *testing.T, sources map[string]string, data, input, query string, now time.Time) []byte {
 	t.Helper()
-	opts := []func(*rego.Rego){rego.Query(query), rego.Time(now)}
-	for name, src := range sources {
-		opts = append(opts, rego.Module(name, src))
-	}
-	var d map[string]any
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
-		t.Fatal(err)
-	}
-	opts = append(opts, rego.Store(inmemStore(d)))
+	pq := preparedTopdown(t, sources, data, query)
+	opts := []rego.EvalOption{rego.EvalTime(now)}
 	if input != "" {
 		// Numbers as json.Number, so big ones keep their digits in topdown
 		// as they do in wasm.
-		opts = append(opts, rego.Input(normJSON(t, []byte(input))))
+		opts = append(opts, rego.EvalInput(normJSON(t, []byte(input))))
 	}
-	rs, err := rego.New(opts...).Eval(context.Background())
+	rs, err := pq.Eval(context.Background(), opts...)
 	if err != nil {
 		t.Fatalf("topdown %s: %v", query, err)
 	}
@@ -95,6 +88,33 @@ func topdownResult(t *testing.T, sources map[string]string, data, input, query s
 		out = append(out, map[string]any{"result": r.Expressions[0].Value})
 	}
 	return mustJSON(t, out)
+}
+
+// prepared keeps topdown's prepared queries by what they were prepared from: the tables decide many inputs
+// on one query, and preparing compiles the policy (slowly, under the race detector).
+var prepared sync.Map
+
+func preparedTopdown(t *testing.T, sources map[string]string, data, query string) rego.PreparedEvalQuery {
+	t.Helper()
+	key := fmt.Sprintf("%v\x00%s\x00%s", sources, data, query)
+	if pq, ok := prepared.Load(key); ok {
+		return pq.(rego.PreparedEvalQuery)
+	}
+	opts := []func(*rego.Rego){rego.Query(query)}
+	for name, src := range sources {
+		opts = append(opts, rego.Module(name, src))
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, rego.Store(inmemStore(d)))
+	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	if err != nil {
+		t.Fatalf("topdown %s: %v", query, err)
+	}
+	prepared.Store(key, pq)
+	return pq
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -578,14 +598,14 @@ n := count(input.items)
 	})
 	t.Run("data larger than the cap", func(t *testing.T) {
 		data := fmt.Appendf(nil, `{"blob":%q}`, strings.Repeat("x", 3<<20))
-		_, err := Load(context.Background(), mod, data, Config{MemoryLimitPages: pages})
+		_, err := Load(context.Background(), mod, data, Config{MemoryLimitPages: pages, CompilationCache: machineCode})
 		if !errors.Is(err, ErrMemoryLimit) {
 			t.Fatalf("err = %v, want ErrMemoryLimit", err)
 		}
 		t.Log(err)
 	})
 	t.Run("limit below module minimum", func(t *testing.T) {
-		_, err := Load(context.Background(), mod, nil, Config{MemoryLimitPages: 1})
+		_, err := Load(context.Background(), mod, nil, Config{MemoryLimitPages: 1, CompilationCache: machineCode})
 		if err == nil || !strings.Contains(err.Error(), "memory limit of 1 pages") {
 			t.Errorf("err = %v", err)
 		}
@@ -643,7 +663,7 @@ c := {"x": input.x}
 	})
 	t.Run("bad data", func(t *testing.T) {
 		for _, data := range []string{`{"a":`, `[1]`} {
-			if _, err := Load(context.Background(), mod, []byte(data), Config{}); err == nil {
+			if _, err := Load(context.Background(), mod, []byte(data), Config{CompilationCache: machineCode}); err == nil {
 				t.Errorf("Load with data %s succeeded", data)
 			}
 		}
@@ -846,7 +866,7 @@ x if {
 func TestClose(t *testing.T) {
 	t.Parallel()
 	mod := compileWasm(t, map[string]string{"e.rego": "package e\na := 1\n"}, nil, "e/a")
-	p, err := Load(context.Background(), mod, nil, Config{})
+	p, err := Load(context.Background(), mod, nil, Config{CompilationCache: machineCode})
 	if err != nil {
 		t.Fatal(err)
 	}
