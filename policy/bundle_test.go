@@ -302,6 +302,7 @@ func TestConcurrentCheckAndReload(t *testing.T) {
 }
 
 func TestLintFindsProblems(t *testing.T) {
+	policy.WithoutRace.Delegate(t)
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{
 		"bank.rego": strings.Replace(bankRule, "# METADATA\n# title: Bank\n# description: A compliance team's own rule.\n", "", 1) +
@@ -330,6 +331,7 @@ func TestLintFindsProblems(t *testing.T) {
 // trailing slash, absolute, a symlink, a copy elsewhere, a bundle file) is the same policy: same revision,
 // same module names (relative to the policy root, as the embedded default's are), nothing of the path in it.
 func TestRevisionHoweverPathIsSpelt(t *testing.T) {
+	policy.WithoutRace.Delegate(t)
 	abs, err := filepath.Abs("../rego")
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,7 @@ func outline(vs []policy.Violation) []string {
 }
 
 func TestCheckJSONCorpus(t *testing.T) {
+	policy.WithoutRace.Delegate(t)
 	t.Parallel()
 	e := newEngine(t)
 	for _, c := range loadCorpus(t) {
@@ -89,7 +90,10 @@ func TestCheckJSONCorpus(t *testing.T) {
 
 // TestCheckCorpus decides the same corpus through the Go Input type, as an embedder builds it. Documents
 // with members of the wrong type cannot be an Input; they are the JSON API's to test.
+func TestWithoutRace(t *testing.T) { policy.WithoutRace.Run(t) }
+
 func TestCheckCorpus(t *testing.T) {
+	policy.WithoutRace.Delegate(t)
 	t.Parallel()
 	e := newEngine(t)
 	tried := 0
@@ -348,6 +352,7 @@ func TestEngineChecksTheDecision(t *testing.T) {
 // TestRefusesWithoutData: the default policy's Rego without its data refuses on the rego engine too, and
 // what it returns passes the Engine's checks. (wasm/differential_test.go does the same for the module.)
 func TestRefusesWithoutData(t *testing.T) {
+	policy.WithoutRace.Delegate(t)
 	t.Parallel()
 	dir := t.TempDir()
 	files, err := fs.Glob(regofs.FS, "*.rego")

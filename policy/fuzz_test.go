@@ -67,6 +67,7 @@ var (
 // FuzzCheckJSON: any bytes give either a clear InputError or a well-formed decision, never a panic or an
 // engine error.
 func FuzzCheckJSON(f *testing.F) {
+	WithoutRace.Delegate(f)
 	addCorpus(f)
 	for _, seed := range []string{``, `{`, `[]`, `null`, `{"request": null}`, `{"cluster": {"version": 1e400}}`,
 		`{"request": {"body": {"encrypt": {"master_key_id": "\u0000"}}}}`, `{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,

@@ -13,6 +13,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/tetratelabs/wazero"
+
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // compileWasm compiles Rego sources (file name -> text) to an OPA wasm
@@ -74,6 +76,16 @@ func compileModule(tb testing.TB, sources map[string]string, caps *ast.Capabilit
 
 // inmemStore is an in-memory store holding data, for topdown.
 func inmemStore(data map[string]any) storage.Store { return inmem.NewFromObject(data) }
+
+// withoutRace are the tests that compile and decide on one goroutine: most of the package's time under
+// the race detector went to wazero compiling their modules, so they run in a binary built without it. The
+// tests of the pool, the watchdog and cancellation stay here.
+var withoutRace = policytest.WithoutRace{
+	"TestDifferentialAgainstTopdown", "TestBuiltins", "TestLoadFailsOnUnservedBuiltins", "TestMemoryLimit",
+	"TestEntrypointsAndABI", "TestPrint", "TestValueTextThroughModule", "TestCompilationCache",
+}
+
+func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
 
 // machineCode keeps wazero's machine code for the tests' loads (as package wasm keeps it for a
 // process's): compiling a module takes a second under the race detector, and many tests load one module.

@@ -255,6 +255,7 @@ const diffData = `{
 }`
 
 func TestDifferentialAgainstTopdown(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	sources := map[string]string{"diff.rego": diffPolicy}
 	eps := []string{"diff/allow", "diff/deny", "diff/summary", "diff/every_trusted"}
@@ -332,6 +333,7 @@ split_parts := split(input.a, ".")
 `
 
 func TestBuiltins(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	sources := map[string]string{"b.rego": builtinPolicy}
 	eps := []string{"b/order", "b/newer", "b/not_newer", "b/cmp_defined", "b/greeting", "b/now",
@@ -413,6 +415,7 @@ func TestBuiltins(t *testing.T) {
 }
 
 func TestLoadFailsOnUnservedBuiltins(t *testing.T) {
+	withoutRace.Delegate(t)
 	caps := ast.CapabilitiesForThisVersion()
 	for _, name := range []string{"opahost_test.nowhere_b", "opahost_test.nowhere_a"} {
 		caps.Builtins = append(caps.Builtins, &ast.Builtin{
@@ -537,6 +540,7 @@ func TestContextInterruptsEvaluation(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	const pages = 32 // 2 MiB
 	mod := compileWasm(t, map[string]string{"m.rego": `package m
@@ -613,6 +617,7 @@ n := count(input.items)
 }
 
 func TestEntrypointsAndABI(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	mod := compileWasm(t, map[string]string{"e.rego": `package e
 a := 1
@@ -845,6 +850,7 @@ func cmp(a, b int) int {
 }
 
 func TestPrint(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	dir := map[string]string{"p.rego": `package p
 x if {
@@ -882,6 +888,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestCompilationCache(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	cache := wazero.NewCompilationCache()
 	defer cache.Close(context.Background())

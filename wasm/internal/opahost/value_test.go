@@ -47,6 +47,7 @@ func TestValueTextRoundTrip(t *testing.T) {
 // parser and printer (opa_value_parse, opa_value_dump), the path builtin
 // results and arguments take.
 func TestValueTextThroughModule(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	ctx := context.Background()
 	p := mustLoad(t, compileWasm(t, map[string]string{"e.rego": "package e\na := 1\n"}, nil, "e/a"), nil, Config{})
