@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,7 +143,7 @@ func buildModules() error {
 
 	// wazero files its cache under its version, which it reads from the binary's build information: a
 	// test binary has none of its dependencies' and says "dev". The precompiler is told to say the same.
-	cacheDir := filepath.Join(dir, "wazero")
+	cacheDir := machineCodeDir(dir)
 	args := []string{"run", "-ldflags=-X=github.com/tetratelabs/wazero/internal/version.version=" + wazeroVersion(),
 		"./testdata/precompile", cacheDir, paths[probeModule], paths[freezeModule]}
 	cmd := exec.Command(goTool, args...)
@@ -156,6 +157,32 @@ func buildModules() error {
 	}
 	built.paths, built.cacheDir, built.cache = paths, cacheDir, cache
 	return nil
+}
+
+// machineCodeDir is where the precompiled machine code is kept: in the user's cache directory, across runs,
+// for compiling a Go module takes seconds even without the race detector, and the modules rarely change.
+// wazero names each entry by the SHA-256 of the module it was compiled from (and its own version), so a
+// changed module never reads another's code; entries unused for a week are removed. Without a user cache
+// directory, the run's own temporary directory.
+func machineCodeDir(runDir string) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(runDir, "wazero")
+	}
+	dir := filepath.Join(base, "precheck-test", "hookmodule-wazero")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return filepath.Join(runDir, "wazero")
+	}
+	weekAgo := time.Now().Add(-7 * 24 * time.Hour)
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil && info.ModTime().Before(weekAgo) {
+				os.Remove(path)
+			}
+		}
+		return nil
+	})
+	return dir
 }
 
 // wazeroVersion is the version wazero finds for itself in this binary (internal/version.GetWazeroVersion):
