@@ -28,6 +28,7 @@ var withoutRace = policytest.WithoutRace{
 	"TestCapabilitiesOPACheck", "TestBuildIsReproducible", "TestBuildSignedBundle", "TestBuildVerb", "TestBuildFileModes",
 	"TestFleetGolden", "TestFleetCompare", "TestFleetCompareGolden", "TestTestVerb", "TestTestOverride",
 	"TestPositionalPolicy", "TestFmtAndLintThePolicies", "TestCompletion", "TestWasmCache", "TestCheckExamples",
+	"TestExitCodes",
 }
 
 func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
@@ -69,6 +70,7 @@ const (
 
 // TestExitCodes holds every exit code the README documents, for every verb that can give it.
 func TestExitCodes(t *testing.T) {
+	withoutRace.Delegate(t)
 	t.Parallel()
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken")

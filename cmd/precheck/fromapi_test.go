@@ -417,9 +417,11 @@ func testFleetFromAPIThousand(t *testing.T) {
 	// Every 50th request for a cluster's details or encryption is throttled (429, Retry-After 0).
 	srv.Throttle(dwsfake.Throttling{Endpoints: []dwsfake.Endpoint{dwsfake.ListClusterDetails, dwsfake.ShowClusterEncryptInfo}, Every: 50})
 
+	// Both runs decide on the wasm engine: 2,000 decisions on the rego engine take long under the race
+	// detector, and the engines agree (TestFleetEnginesAgree).
 	start := time.Now()
 	code, out, errOut := precheckEnv(t, nil, true, "", slices.Concat([]string{"fleet", "--from-api", "--inventory", agents,
-		"--rate", strconv.Itoa(rate), "--format", "json"}, fleetTargetArgs(srv), fleetAPIArgs)...)
+		"--rate", strconv.Itoa(rate), "--format", "json", "--engine", "wasm"}, fleetTargetArgs(srv), fleetAPIArgs)...)
 	t.Logf("fleet --from-api: %d clusters in %v; the fake throttled %d requests", n, time.Since(start), srv.Throttled())
 	if code != exitAllowed {
 		t.Fatalf("exit %d\n%s", code, errOut)
@@ -479,7 +481,7 @@ func testFleetFromAPIThousand(t *testing.T) {
 
 	// The rest is the report of the equivalent inventory file.
 	code, wantOut, errOut := precheck(t, "", slices.Concat([]string{"fleet", "--inventory", renderInventory(t, srv, agents, broken),
-		"--format", "json"}, fleetAPIArgs)...)
+		"--format", "json", "--engine", "wasm"}, fleetAPIArgs)...)
 	if code != exitAllowed {
 		t.Fatalf("from the inventory: exit %d\n%s", code, errOut)
 	}
