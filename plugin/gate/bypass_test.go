@@ -15,7 +15,6 @@ import (
 	"github.com/precheck/precheck/plugin/gate"
 	"github.com/precheck/precheck/plugin/gate/upstreamtest"
 	"github.com/precheck/precheck/policy"
-	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -188,17 +187,10 @@ func TestGateBypassControls(t *testing.T) {
 	}
 }
 
-// withoutRace is the test of the corpus against modelled servers alone, with no gate in front: it decides
-// each case on one goroutine, so it runs in a binary built without the race detector.
-var withoutRace = policytest.WithoutRace{"TestBypassCorpusIsLive"}
-
-func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
-
 // TestBypassCorpusIsLive: every case of the corpus, sent with no gate in front, both as a Go client sends it
 // and byte for byte, makes some modelled server execute a call the policy refuses; and no control does. A
 // case that is no attack on an ungated upstream tests nothing of the gate.
 func TestBypassCorpusIsLive(t *testing.T) {
-	withoutRace.Delegate(t)
 	t.Parallel()
 	e := mustBypassEngines(t)[0]
 	up := upstreamtest.NewServer()

@@ -14,7 +14,6 @@ import (
 // the rego engine, the same policy as a compiled precheck.wasm, and a third-party hook module (the freeze
 // example). Their findings merge into one decision.
 func TestChainOfAllThreeKinds(t *testing.T) {
-	withoutRace.Delegate(t)
 	t.Parallel()
 	ctx := context.Background()
 	p, err := policy.Default()

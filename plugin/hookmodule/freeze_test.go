@@ -46,7 +46,6 @@ func apiExample(t *testing.T, tags string) *policy.Document {
 // TestFreezeExample runs examples/hooks/freeze, built from source with freezeWindows, through a chain
 // next to another hook, and checks the decisions its README documents.
 func TestFreezeExample(t *testing.T) {
-	withoutRace.Delegate(t)
 	t.Parallel()
 	ctx := context.Background()
 	// Two Modules serve every case: one on the host's clock, one on a clock each case sets before it runs
@@ -121,7 +120,6 @@ func TestFreezeExample(t *testing.T) {
 
 // TestFreezeReadme checks the violation the README shows, word for word.
 func TestFreezeReadme(t *testing.T) {
-	withoutRace.Delegate(t)
 	t.Parallel()
 	readme, err := os.ReadFile("../../examples/hooks/freeze/README.md")
 	if err != nil {

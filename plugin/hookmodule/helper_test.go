@@ -19,7 +19,6 @@ import (
 
 	"github.com/precheck/precheck/plugin/hookmodule"
 	"github.com/precheck/precheck/policy"
-	"github.com/precheck/precheck/policy/policytest"
 )
 
 // The Go modules the tests use, built from source once per test binary.
@@ -41,13 +40,6 @@ var built struct {
 	cache    wazero.CompilationCache
 	err      error
 }
-
-// withoutRace are the tests that decide on one goroutine (a chain, the freeze example, the sandbox's
-// probes): they run in a binary built without the race detector. The tests of the instance pool, its
-// limits and its concurrency stay here.
-var withoutRace = policytest.WithoutRace{"TestChainOfAllThreeKinds", "TestFreezeExample", "TestFreezeReadme", "TestSandbox"}
-
-func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -163,7 +163,6 @@ func TestInstancesAreReused(t *testing.T) {
 // TestSandbox checks what a hook can see: no file system, no environment, no arguments; the host's wall
 // clock, or Config.Clock.
 func TestSandbox(t *testing.T) {
-	withoutRace.Delegate(t)
 	m := loadBuilt(t, probeModule, hookmodule.Config{})
 	ctx := context.Background()
 	report := func(what string) string {
