@@ -28,6 +28,17 @@ import (
 //	}
 type WithoutRace []string
 
+// withoutRaceFlag is GOFLAGS without a -race meant for this binary.
+func withoutRaceFlag(goflags string) string {
+	var keep []string
+	for _, f := range strings.Fields(goflags) {
+		if f != "-race" && f != "-race=true" && f != "--race" {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
+}
+
 // Delegate skips t under the race detector, where Run runs it; otherwise it does nothing.
 func (w WithoutRace) Delegate(t testing.TB) {
 	t.Helper()
@@ -37,7 +48,7 @@ func (w WithoutRace) Delegate(t testing.TB) {
 	if !slices.Contains(w, t.Name()) {
 		t.Fatalf("%s is not in the package's WithoutRace: under -race it would run nowhere", t.Name())
 	}
-	t.Skip("run by the package's WithoutRace, in a test binary built without the race detector")
+	t.Skip("under -race this test runs in TestWithoutRace's binary, built without the race detector")
 }
 
 // Run, under the race detector, runs w's tests with go test in the current directory (the package's),
@@ -55,7 +66,7 @@ func (w WithoutRace) Run(t *testing.T) {
 	}
 	pattern := "^(" + strings.Join(w, "|") + ")$"
 	cmd := exec.Command(goTool, "test", "-count=1", "-json", "-run", pattern, ".")
-	cmd.Env = append(os.Environ(), "GOFLAGS=") // a -race meant for this binary is not for the other
+	cmd.Env = append(os.Environ(), "GOFLAGS="+withoutRaceFlag(os.Getenv("GOFLAGS")))
 	out, err := cmd.Output()
 	passed := map[string]bool{}
 	var output strings.Builder
