@@ -59,35 +59,22 @@ func (r *resultReader) resultSet() (*policy.Decision, bool) {
 }
 
 func (r *resultReader) decision(d *policy.Decision) bool {
-	if !r.byte('{') {
-		return false
-	}
-	seen := 0
-	for first := true; !r.byte('}'); first = false {
-		if !first && !r.byte(',') {
-			return false
-		}
-		var ok bool
-		switch key := r.key(); key {
+	var seen members
+	ok := r.object(func(key string) bool {
+		switch key {
 		case "allowed":
-			ok = seen&1 == 0 && r.boolean(&d.Allowed)
-			seen |= 1
+			return seen.first(0) && r.boolean(&d.Allowed)
 		case "violations":
-			ok = seen&2 == 0 && r.findings(&d.Violations)
-			seen |= 2
+			return seen.first(1) && r.findings(&d.Violations)
 		case "warnings":
-			ok = seen&4 == 0 && r.findings(&d.Warnings)
-			seen |= 4
+			return seen.first(2) && r.findings(&d.Warnings)
 		case "error":
 			d.Error = &policy.APIError{}
-			ok = seen&8 == 0 && r.apiError(d.Error)
-			seen |= 8
+			return seen.first(3) && r.apiError(d.Error)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return seen&1 != 0
+		return false
+	})
+	return ok && seen.has(0)
 }
 
 func (r *resultReader) findings(out *[]policy.Violation) bool {
@@ -110,82 +97,80 @@ func (r *resultReader) findings(out *[]policy.Violation) bool {
 }
 
 func (r *resultReader) finding(v *policy.Violation) bool {
-	if !r.byte('{') {
-		return false
-	}
-	seen := 0
-	for first := true; !r.byte('}'); first = false {
-		if !first && !r.byte(',') {
-			return false
-		}
+	var seen members
+	return r.object(func(key string) bool {
 		var dst *string
-		bit := 0
-		switch r.key() {
+		var i uint
+		switch key {
 		case "code":
-			dst, bit = &v.Code, 1
+			dst, i = &v.Code, 0
 		case "field":
-			dst, bit = &v.Field, 2
+			dst, i = &v.Field, 1
 		case "severity":
-			dst, bit = &v.Severity, 4
+			dst, i = &v.Severity, 2
 		case "message":
-			dst, bit = &v.Message, 8
+			dst, i = &v.Message, 3
 		case "expected":
-			dst, bit = &v.Expected, 16
+			dst, i = &v.Expected, 4
 		case "actual":
-			dst, bit = &v.Actual, 32
+			dst, i = &v.Actual, 5
 		case "remediation":
-			dst, bit = &v.Remediation, 64
+			dst, i = &v.Remediation, 6
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		s, ok := r.str()
-		if !ok {
-			return false
-		}
-		*dst = s
-	}
-	return true
+		return seen.first(i) && r.strInto(dst)
+	})
 }
 
 func (r *resultReader) apiError(e *policy.APIError) bool {
+	var seen members
+	return r.object(func(key string) bool {
+		switch key {
+		case "status":
+			return seen.first(0) && r.integer(&e.Status)
+		case "error_code":
+			return seen.first(1) && r.strInto(&e.ErrorCode)
+		case "error_msg":
+			return seen.first(2) && r.strInto(&e.ErrorMsg)
+		}
+		return false
+	})
+}
+
+// object reads a JSON object, calling member with each member's key and the reader at its value; member
+// reads the value and says whether the member is sound (a name the caller does not know is not).
+func (r *resultReader) object(member func(key string) bool) bool {
 	if !r.byte('{') {
 		return false
 	}
-	seen := 0
 	for first := true; !r.byte('}'); first = false {
-		if !first && !r.byte(',') {
-			return false
-		}
-		var ok bool
-		switch r.key() {
-		case "status":
-			ok = seen&1 == 0 && r.integer(&e.Status)
-			seen |= 1
-		case "error_code":
-			ok = seen&2 == 0
-			e.ErrorCode, ok = r.strIf(ok)
-			seen |= 2
-		case "error_msg":
-			ok = seen&4 == 0
-			e.ErrorMsg, ok = r.strIf(ok)
-			seen |= 4
-		}
-		if !ok {
+		if (!first && !r.byte(',')) || !member(r.key()) {
 			return false
 		}
 	}
 	return true
 }
 
-func (r *resultReader) strIf(ok bool) (string, bool) {
-	if !ok {
-		return "", false
+// members records which of an object's known members were read: a name twice is refused.
+type members uint
+
+// first marks member i read and reports whether it was not before.
+func (m *members) first(i uint) bool {
+	dup := *m&(1<<i) != 0
+	*m |= 1 << i
+	return !dup
+}
+
+func (m members) has(i uint) bool { return m&(1<<i) != 0 }
+
+// strInto reads a string into dst.
+func (r *resultReader) strInto(dst *string) bool {
+	s, ok := r.str()
+	if ok {
+		*dst = s
 	}
-	return r.str()
+	return ok
 }
 
 func (r *resultReader) space() {
