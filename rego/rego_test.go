@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // TestRegoUnitTests runs the default policy's Rego unit tests as compliance teams run them, `precheck test
@@ -19,12 +17,7 @@ import (
 // suite's slowest test, and the Rego tests exercise no concurrency of precheck's (the engines' tests do).
 func TestRegoUnitTests(t *testing.T) {
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goTool, "run", "../cmd/precheck", "test", "--coverage", "--format", "json")
-	cmd.Env = append(os.Environ(), "GOFLAGS=") // a -race meant for this binary is not for the command's
+	cmd := policytest.GoCommand("run", "../cmd/precheck", "test", "--coverage", "--format", "json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	}
 	// The wasm engine's compile cache defaults to the user's cache directory: keep the tests out of it.
 	// The go command's build cache is there too, and WithoutRace's go test needs the warm one: pinned first.
-	if out, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil && os.Getenv("GOCACHE") == "" {
+	if out, err := policytest.GoCommand("env", "GOCACHE").Output(); err == nil && os.Getenv("GOCACHE") == "" {
 		os.Setenv("GOCACHE", strings.TrimSpace(string(out)))
 	}
 	dir, err := os.MkdirTemp("", "precheck-test-cache-")

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/precheck/precheck/plugin/hookmodule"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // The Go modules the tests use, built from source once per test binary.
@@ -110,10 +109,6 @@ func buildModules() error {
 		probeModule:  {"./testdata/probe"},
 		freezeModule: {"-ldflags", "-X main.freezeWindows=" + freezeWindows, "../../examples/hooks/freeze"},
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -123,9 +118,9 @@ func buildModules() error {
 	for name, args := range specs {
 		wg.Go(func() {
 			out := filepath.Join(dir, name+".wasm")
-			cmd := exec.Command(goTool, append([]string{"build", "-buildmode=c-shared", "-o", out}, args...)...)
+			cmd := policytest.GoCommand(append([]string{"build", "-buildmode=c-shared", "-o", out}, args...)...)
 			// GOFLAGS is cleared: a -race or -cover meant for the test binary does not apply to wasm.
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
+			cmd.Env = append(cmd.Env, "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
 			msg, err := cmd.CombinedOutput()
 			mu.Lock()
 			defer mu.Unlock()
@@ -146,8 +141,7 @@ func buildModules() error {
 	cacheDir := machineCodeDir(dir)
 	args := []string{"run", "-ldflags=-X=github.com/tetratelabs/wazero/internal/version.version=" + wazeroVersion(),
 		"./testdata/precompile", cacheDir, paths[probeModule], paths[freezeModule]}
-	cmd := exec.Command(goTool, args...)
-	cmd.Env = append(os.Environ(), "GOFLAGS=") // without -race: that is the point
+	cmd := policytest.GoCommand(args...) // without -race: that is the point
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("precompiling the hook modules (go %s): %v\n%s", strings.Join(args, " "), err, msg)
 	}

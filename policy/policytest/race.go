@@ -28,6 +28,19 @@ import (
 //	}
 type WithoutRace []string
 
+// GoCommand is the go command (the one on PATH, else the toolchain's) with args, for a test to run: with
+// the test's environment, but for a -race in GOFLAGS, which is meant for the test binary, not for what the
+// command builds.
+func GoCommand(args ...string) *exec.Cmd {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goTool, args...)
+	cmd.Env = append(os.Environ(), "GOFLAGS="+withoutRaceFlag(os.Getenv("GOFLAGS")))
+	return cmd
+}
+
 // withoutRaceFlag is GOFLAGS without a -race meant for this binary.
 func withoutRaceFlag(goflags string) string {
 	var keep []string
@@ -60,13 +73,8 @@ func (w WithoutRace) Run(t *testing.T) {
 		t.Skip("without the race detector, the tests run in this binary")
 	}
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	pattern := "^(" + strings.Join(w, "|") + ")$"
-	cmd := exec.Command(goTool, "test", "-count=1", "-json", "-run", pattern, ".")
-	cmd.Env = append(os.Environ(), "GOFLAGS="+withoutRaceFlag(os.Getenv("GOFLAGS")))
+	cmd := GoCommand("test", "-count=1", "-json", "-run", pattern, ".")
 	out, err := cmd.Output()
 	passed := map[string]bool{}
 	var output strings.Builder
