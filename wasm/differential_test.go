@@ -34,18 +34,9 @@ var engines = sync.OnceValues(func() ([2]*policy.Engine, error) {
 	return [2]*policy.Engine{r, w}, err
 })
 
-// compiledDefault is the default policy compiled to a module, once per test binary.
-var compiledDefault = sync.OnceValues(func() (*wasm.Module, error) {
-	p, err := policy.Default()
-	if err != nil {
-		return nil, err
-	}
-	return wasm.Compile(context.Background(), p)
-})
-
 func defaultModule(t testing.TB) *wasm.Module {
 	t.Helper()
-	m, err := compiledDefault()
+	m, err := wasm.DefaultCompiled()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,3 +10,7 @@ var WithoutRace = policytest.WithoutRace{
 	"TestModuleResultIsTheDecision", "TestModuleWithoutDataRefuses", "FuzzDifferential", "FuzzDifferentialFields",
 	"TestBundleReadByOPA", "TestSignedBundleReadByOPA", "TestBuildIsReproducible",
 }
+
+// DefaultCompiled is the default policy compiled by Compile, once per test binary, for the external tests
+// too (see bundle_test.go).
+var DefaultCompiled = defaultCompiled
