@@ -11,8 +11,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -382,50 +380,12 @@ func fleetEngine(ctx context.Context, pf *policyFlags, now time.Time) (*policy.P
 	return p, eng, err
 }
 
-// decideFleet decides on every entry with a pool of workers and returns the decisions in inventory order.
-// An error on any one cluster stops the run: a fleet report must not silently leave a cluster out.
+// decideFleet decides every entry (fleet.Decide). Failing to decide is the policy's or the engine's error
+// (exit 3), whatever its cause: the inventory was read and checked already.
 func decideFleet(ctx context.Context, eng *policy.Engine, entries []facts.Entry, call facts.Encrypt, workers int, done func()) ([]*policy.Decision, error) {
-	decisions := make([]*policy.Decision, len(entries))
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// Each decision runs under a context that cannot end. On the wasm engine that is the fast path, code
-	// without wazero's termination checks and several times faster (see wasm/internal/opahost), and Rego
-	// evaluation always terminates. An interrupt or another worker's error still stops the run between
-	// clusters, that is within one decision's time.
-	evalCtx := context.WithoutCancel(ctx)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(workers, len(entries)) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(entries) {
-					return
-				}
-				d, err := decideEntry(evalCtx, eng, &entries[i], call)
-				if err != nil {
-					// Not wrapped: whatever the cause, failing to decide is the policy's or the engine's
-					// error (exit 3), never the inventory's.
-					cancel(fmt.Errorf("deciding entry %d (cluster %s): %v", i+1, entries[i].ClusterID, err))
-					return
-				}
-				decisions[i] = d
-				done()
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	return decisions, nil
-}
-
-// decideEntry decides on the call intended for one cluster.
-func decideEntry(ctx context.Context, eng *policy.Engine, entry *facts.Entry, call facts.Encrypt) (*policy.Decision, error) {
-	doc, err := policy.NewDocument(fleetlib.Input(entry, call), eng.Limits())
+	ds, err := fleetlib.Decide(ctx, eng, entries, call, workers, done)
 	if err != nil {
-		return nil, err
+		return nil, engineFailure{err}
 	}
-	return eng.CheckDocument(ctx, doc)
+	return ds, nil
 }

@@ -172,15 +172,24 @@ type silentExit int
 
 func (s silentExit) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
 
+// engineFailure is an error of the policy or the engine (exit 3), whatever the error it wraps says.
+type engineFailure struct{ err error }
+
+func (e engineFailure) Error() string { return e.err.Error() }
+func (e engineFailure) Unwrap() error { return e.err }
+
 // exitCode maps an error to the exit code its kind calls for: the command line or the caller's input (2),
 // or the policy or engine (3).
 func exitCode(err error) int {
 	var inErr *policy.InputError
 	var useErr usageError
 	var done silentExit
+	var failure engineFailure
 	switch {
 	case errors.As(err, &done):
 		return int(done)
+	case errors.As(err, &failure):
+		return exitPolicy
 	case errors.As(err, &inErr) || errors.As(err, &useErr):
 		return exitUsage
 	}

@@ -26,8 +26,9 @@ func Input(entry *facts.Entry, call policy.Encrypt) *policy.Input {
 }
 
 // Decide decides the call intended for every entry with workers goroutines and returns the decisions in
-// entry order. An error on any entry stops the run: a report must not silently leave a cluster out.
-func Decide(ctx context.Context, eng *policy.Engine, entries []facts.Entry, call policy.Encrypt, workers int) ([]*policy.Decision, error) {
+// entry order. An error on any entry stops the run: a report must not silently leave a cluster out. done,
+// if not nil, is called after each decision, from any of the goroutines (for a progress bar).
+func Decide(ctx context.Context, eng *policy.Engine, entries []facts.Entry, call policy.Encrypt, workers int, done func()) ([]*policy.Decision, error) {
 	out := make([]*policy.Decision, len(entries))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -42,10 +43,13 @@ func Decide(ctx context.Context, eng *policy.Engine, entries []facts.Entry, call
 				}
 				d, err := eng.Check(ctx, Input(&entries[i], call))
 				if err != nil {
-					cancel(fmt.Errorf("fleet: deciding cluster %s (entry %d): %w", entries[i].ClusterID, i+1, err))
+					cancel(fmt.Errorf("fleet: deciding entry %d (cluster %s): %w", i+1, entries[i].ClusterID, err))
 					return
 				}
 				out[i] = d
+				if done != nil {
+					done()
+				}
 			}
 		})
 	}
@@ -90,11 +94,11 @@ type Impact struct {
 // verdict differs. Both engines must judge the same instant: give them the same clock (policy.WithClock), so
 // that a waiver expiring between two decisions cannot pass for a policy change.
 func Compare(ctx context.Context, current, proposed *policy.Engine, entries []facts.Entry, call policy.Encrypt, workers int) (*Impact, error) {
-	before, err := Decide(ctx, current, entries, call, workers)
+	before, err := Decide(ctx, current, entries, call, workers, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: under the current policy: %w", err)
 	}
-	after, err := Decide(ctx, proposed, entries, call, workers)
+	after, err := Decide(ctx, proposed, entries, call, workers, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: under the proposed policy: %w", err)
 	}
