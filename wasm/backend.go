@@ -46,6 +46,11 @@ type Config struct {
 	// Cache, when set, keeps the compiled module and wazero's machine code across processes (see
 	// OpenCache): a process that finds the policy's entry skips OPA's compiler and wazero's.
 	Cache *Cache
+	// MachineCode, when set, is the wazero compilation cache that keeps the module's machine code, for an
+	// embedder that shares one with its own wazero runtimes or keeps it on disk
+	// (wazero.NewCompilationCacheWithDir); it is not closed with the engine. Default: one in-memory cache for
+	// the process's backends. A Cache keeps the machine code of its entries itself.
+	MachineCode wazero.CompilationCache
 }
 
 // DefaultRunawayLimit is the RunawayLimit when Config.RunawayLimit is 0: a decision takes a fraction of
@@ -58,7 +63,11 @@ func Backend(cfg Config) policy.Backend {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &backend{cfg: cfg, cache: machineCode, degraded: map[string]*opahost.Degradation{}}
+	cache := cfg.MachineCode
+	if cache == nil {
+		cache = machineCode
+	}
+	return &backend{cfg: cfg, cache: cache, degraded: map[string]*opahost.Degradation{}}
 }
 
 // machineCode keeps wazero's machine code for every backend of the process: a module compiled once (the
@@ -67,7 +76,7 @@ var machineCode = wazero.NewCompilationCache()
 
 type backend struct {
 	cfg Config
-	// cache keeps wazero's machine code (machineCode, shared by the process's backends), so that preparing
+	// cache keeps wazero's machine code (Config.MachineCode, else machineCode), so that preparing
 	// a module it has seen (a reload of an unchanged policy) does not compile it again.
 	cache wazero.CompilationCache
 

@@ -80,6 +80,7 @@ func entries(t testing.TB, dir string) (complete, fills []string) {
 var cacheTests sync.Mutex
 
 func TestCacheSkipsTheCompilerWhenWarm(t *testing.T) {
+	WithoutRace.Delegate(t)
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
 	dir := t.TempDir()
@@ -105,6 +106,7 @@ func TestCacheSkipsTheCompilerWhenWarm(t *testing.T) {
 // never used. Each kind of damage is held to read's check (a fill compiles the module, which takes a while
 // under the race detector); one of them goes through the whole rebuild.
 func TestCacheRebuildsACorruptEntry(t *testing.T) {
+	WithoutRace.Delegate(t)
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
 	dir := t.TempDir()

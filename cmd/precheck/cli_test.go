@@ -28,7 +28,7 @@ var withoutRace = policytest.WithoutRace{
 	"TestCapabilitiesOPACheck", "TestBuildIsReproducible", "TestBuildSignedBundle", "TestBuildVerb", "TestBuildFileModes",
 	"TestFleetGolden", "TestFleetCompare", "TestFleetCompareGolden", "TestTestVerb", "TestTestOverride",
 	"TestPositionalPolicy", "TestFmtAndLintThePolicies", "TestCompletion", "TestWasmCache", "TestCheckExamples",
-	"TestExitCodes",
+	"TestExitCodes", "TestFleetFromAPIAtScale",
 }
 
 func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("XDG_CACHE_HOME", dir)
 	code := m.Run()
 	os.RemoveAll(dir)
-	os.Exit(code)
+	policytest.Exit(code)
 }
 
 // precheckEnv runs the command in-process with an environment and a terminal of its own.

@@ -28,19 +28,32 @@ import (
 // process's environment, so the credentials are set once here (t.Setenv, which a parallel test may not
 // call) and the tests under it run in parallel with each other.
 func TestFromAPI(t *testing.T) {
+	fromAPICredentials(t)
+	t.Run("check/examples", testCheckFromAPIExamples)
+	t.Run("check/provenance", testCheckFromAPIProvenance)
+	t.Run("check/failures", testCheckFromAPIFailures)
+	t.Run("check/usage", testCheckFromAPIUsage)
+	t.Run("fleet/formats", testFleetFromAPIFormats)
+	t.Run("fleet/usage", testFleetFromAPIUsage)
+}
+
+// TestFleetFromAPIAtScale runs the fleet verb over a thousand clusters, and a policy comparison: thousands
+// of signed SDK requests and decisions, which under the race detector run in a binary without it
+// (withoutRace). plugin/fleet's TestGatherThousandClusters gathers as many under the detector.
+func TestFleetFromAPIAtScale(t *testing.T) {
+	withoutRace.Delegate(t)
+	fromAPICredentials(t)
+	t.Run("thousand", testFleetFromAPIThousand)
+	t.Run("compare", testFleetCompareFromAPI)
+}
+
+// fromAPICredentials gives the SDK's credential providers the fake's keys, for the test.
+func fromAPICredentials(t *testing.T) {
 	t.Setenv("HUAWEICLOUD_SDK_AK", dwsfake.TestAK)
 	t.Setenv("HUAWEICLOUD_SDK_SK", dwsfake.TestSK)
 	// The SDK signs with it and sends it: a secret too, for the test that no secret is ever shown.
 	t.Setenv("HUAWEICLOUD_SDK_SECURITY_TOKEN", fakeSecurityToken)
 	t.Setenv("HUAWEICLOUD_SDK_PROJECT_ID", "")
-	t.Run("check/examples", testCheckFromAPIExamples)
-	t.Run("check/provenance", testCheckFromAPIProvenance)
-	t.Run("check/failures", testCheckFromAPIFailures)
-	t.Run("check/usage", testCheckFromAPIUsage)
-	t.Run("fleet/thousand", testFleetFromAPIThousand)
-	t.Run("fleet/formats", testFleetFromAPIFormats)
-	t.Run("fleet/usage", testFleetFromAPIUsage)
-	t.Run("fleet/compare", testFleetCompareFromAPI)
 }
 
 const fakeSecurityToken = "PrecheckFakeSecurityTokenValue0001"

@@ -106,6 +106,9 @@ engine error.`,
 // run runs the command line args and returns the exit code.
 func run(ctx context.Context, e *env, args []string) int {
 	root := newRootCmd(e)
+	if args == nil {
+		args = []string{} // cobra reads os.Args for nil: the arguments are the caller's, even none
+	}
 	root.SetArgs(checkBoolValues(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {

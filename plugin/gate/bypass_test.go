@@ -15,6 +15,7 @@ import (
 	"github.com/precheck/precheck/plugin/gate"
 	"github.com/precheck/precheck/plugin/gate/upstreamtest"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -41,7 +42,7 @@ var bypassEngines = sync.OnceValues(func() ([]bypassEngine, error) {
 	for _, b := range []struct {
 		name string
 		opts []policy.Option
-	}{{"rego", nil}, {"wasm", []policy.Option{policy.WithBackend(wasm.Backend(wasm.Config{}))}}} {
+	}{{"rego", nil}, {"wasm", []policy.Option{policy.WithBackend(wasm.Backend(wasm.Config{MachineCode: policytest.MachineCode()}))}}} {
 		e, err := policy.New(context.Background(), p, b.opts...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", b.name, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/precheck/precheck/plugin"
 	"github.com/precheck/precheck/plugin/hookmodule"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -28,7 +29,7 @@ func TestChainOfAllThreeKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	compiled, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{Module: m.Wasm()})))
+	compiled, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{Module: m.Wasm(), MachineCode: policytest.MachineCode()})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -48,7 +47,7 @@ func TestMain(m *testing.M) {
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}
-	os.Exit(code)
+	policytest.Exit(code)
 }
 
 // builtPath returns the file of a Go hook module, building them all the first time: with the local
@@ -153,30 +152,14 @@ func buildModules() error {
 	return nil
 }
 
-// machineCodeDir is where the precompiled machine code is kept: in the user's cache directory, across runs,
-// for compiling a Go module takes seconds even without the race detector, and the modules rarely change.
-// wazero names each entry by the SHA-256 of the module it was compiled from (and its own version), so a
-// changed module never reads another's code; entries unused for a week are removed. Without a user cache
-// directory, the run's own temporary directory.
+// machineCodeDir is where the precompiled machine code is kept: policytest.MachineCodeDir, across runs, for
+// compiling a Go module takes seconds even without the race detector, and the modules rarely change. Without
+// it, the run's own temporary directory.
 func machineCodeDir(runDir string) string {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return filepath.Join(runDir, "wazero")
+	if dir := policytest.MachineCodeDir(); dir != "" {
+		return dir
 	}
-	dir := filepath.Join(base, "precheck-test", "hookmodule-wazero")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return filepath.Join(runDir, "wazero")
-	}
-	weekAgo := time.Now().Add(-7 * 24 * time.Hour)
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil && info.ModTime().Before(weekAgo) {
-				os.Remove(path)
-			}
-		}
-		return nil
-	})
-	return dir
+	return filepath.Join(runDir, "wazero")
 }
 
 // wazeroVersion is the version wazero finds for itself in this binary (internal/version.GetWazeroVersion):

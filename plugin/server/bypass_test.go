@@ -17,6 +17,7 @@ import (
 	"github.com/precheck/precheck/plugin/gate/upstreamtest"
 	"github.com/precheck/precheck/plugin/server"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -45,7 +46,7 @@ var bypassPolicy = sync.OnceValues(func() (*bypassSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	wasmBackend := wasm.Backend(wasm.Config{})
+	wasmBackend := wasm.Backend(wasm.Config{MachineCode: policytest.MachineCode()})
 	setup := &bypassSetup{policy: p}
 	for _, b := range []struct {
 		name    string

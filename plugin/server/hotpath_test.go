@@ -12,6 +12,7 @@ import (
 
 	"github.com/precheck/precheck/plugin/server"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -26,8 +27,8 @@ func BenchmarkDecideHotPath(b *testing.B) {
 		backend func() policy.Backend
 		log     bool
 	}{
-		{"wasm", func() policy.Backend { return wasm.Backend(wasm.Config{}) }, false},
-		{"wasm/decision-log", func() policy.Backend { return wasm.Backend(wasm.Config{}) }, true},
+		{"wasm", func() policy.Backend { return wasm.Backend(wasm.Config{MachineCode: policytest.MachineCode()}) }, false},
+		{"wasm/decision-log", func() policy.Backend { return wasm.Backend(wasm.Config{MachineCode: policytest.MachineCode()}) }, true},
 		{"rego/decision-log", regoBackend, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -91,7 +92,7 @@ func TestDecisionLogNamesTheCall(t *testing.T) {
 // did (fast, not degraded, here).
 func TestEngineStateIsShown(t *testing.T) {
 	t.Parallel()
-	s := start(t, server.Config{Source: defaultSource(), Backend: func() policy.Backend { return wasm.Backend(wasm.Config{}) }})
+	s := start(t, server.Config{Source: defaultSource(), Backend: func() policy.Backend { return wasm.Backend(wasm.Config{MachineCode: policytest.MachineCode()}) }})
 	_, body := get(t, s.URL+"/readyz")
 	var r struct {
 		EngineState policy.State `json:"engine_state"`

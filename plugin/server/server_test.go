@@ -38,6 +38,7 @@ import (
 	"github.com/precheck/precheck/plugin/facts"
 	"github.com/precheck/precheck/plugin/server"
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -629,7 +630,7 @@ func TestLoad(t *testing.T) {
 	for _, engine := range []struct {
 		name    string
 		backend func() policy.Backend
-	}{{"rego", regoBackend}, {"wasm", func() policy.Backend { return wasm.Backend(wasm.Config{}) }}} {
+	}{{"rego", regoBackend}, {"wasm", func() policy.Backend { return wasm.Backend(wasm.Config{MachineCode: policytest.MachineCode()}) }}} {
 		t.Run(engine.name, func(t *testing.T) {
 			t.Parallel()
 			s := start(t, server.Config{Source: defaultSource(), Backend: engine.backend})

@@ -12,7 +12,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/compile"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/precheck/precheck/policy/policytest"
 )
@@ -87,9 +86,10 @@ var withoutRace = policytest.WithoutRace{
 
 func TestWithoutRace(t *testing.T) { withoutRace.Run(t) }
 
-// machineCode keeps wazero's machine code for the tests' loads (as package wasm keeps it for a
-// process's): compiling a module takes a second under the race detector, and many tests load one module.
-var machineCode = wazero.NewCompilationCache()
+// machineCode keeps wazero's machine code for the tests' loads, across test binaries and runs (see
+// policytest.MachineCodeDir): compiling a module takes a second under the race detector, and many tests
+// load one module.
+var machineCode = policytest.MachineCode()
 
 // mustLoad loads module and closes it when the test ends. Unless cfg says otherwise, the machine code
 // comes from machineCode.
