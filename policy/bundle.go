@@ -34,11 +34,16 @@ type Policy struct {
 	source   string
 	revision string
 	modules  []bundle.ModuleFile // policy modules, sorted by path
-	tests    []bundle.ModuleFile // *_test.rego, sorted by path
-	// ownTests are the packages of the tests that Test runs: those of the top layer. The default's tests
-	// assume the default's data, so they do not run under overrides (their helpers stay importable).
-	ownTests []ast.Ref
-	data     map[string]any
+	// tests are the *_test.rego files, sorted by path. A check never runs them, so a directory's are read
+	// but parsed only when Test or Lint asks (see parsedTests): parsing the default's tests was half the
+	// time of reading it.
+	tests       []bundle.ModuleFile
+	testsParsed func() (*parsedTests, error)
+	// ownTestFiles are the tests that Test runs, by relative path: those of the top layer (nil: all). The
+	// default's tests assume the default's data, so they do not run under overrides (their helpers stay
+	// importable).
+	ownTestFiles map[string]bool
+	data         map[string]any
 	manifest bundle.Manifest
 	catalog  *Catalog
 	explainState
@@ -125,19 +130,16 @@ func LoadWithOverrides(p string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	pol.ownTests = testPackages(over.Modules)
+	pol.ownTestFiles = map[string]bool{}
+	for _, m := range over.Modules {
+		if isTest(m) {
+			pol.ownTestFiles[relativePath(m)] = true
+		}
+	}
 	return pol, nil
 }
 
-func testPackages(modules []bundle.ModuleFile) []ast.Ref {
-	refs := []ast.Ref{}
-	for _, m := range modules {
-		if m.Parsed != nil && strings.HasSuffix(m.Path, "_test.rego") {
-			refs = append(refs, m.Parsed.Package.Path)
-		}
-	}
-	return refs
-}
+func isTest(m bundle.ModuleFile) bool { return strings.HasSuffix(m.Path, "_test.rego") }
 
 // ReadBundle reads a policy from an OPA bundle (.tar.gz) as a bundle server serves it. With a verification
 // config the bundle must be signed (.signatures.json) by one of its keys, and every file must match its
@@ -176,8 +178,30 @@ func readPath(p string) (*bundle.Bundle, error) {
 
 // readFS reads a bundle tree from the root of fsys. Its module names are those of the embedded default
 // (decision.rego, with no leading slash), so a copy of rego/ on disk reads exactly as the default does.
+// The *_test.rego files are read but not parsed: they join the bundle's modules without Parsed (see
+// Policy.tests), named as OPA's reader names the others.
 func readFS(fsys fs.FS, source string) (*bundle.Bundle, error) {
-	return read(bundle.NewFSLoaderWithRoot(fsys, "."), ".", source)
+	var tests []string
+	skipTests := func(name string, info fs.FileInfo, _ int) bool {
+		if !info.IsDir() && strings.HasSuffix(name, "_test.rego") {
+			tests = append(tests, name)
+			return true
+		}
+		return false
+	}
+	b, err := read(bundle.NewFSLoaderWithRoot(fsys, ".").WithFilter(skipTests), ".", source)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range tests {
+		raw, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, &PolicyError{Source: source, Problems: []string{err.Error()}}
+		}
+		name = path.Clean(name)
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + name, Path: name, RelativePath: "/" + name, Raw: raw})
+	}
+	return b, nil
 }
 
 // read reads a bundle through OPA's reader; a baseDir of "." names modules without the leading slash.
@@ -203,12 +227,10 @@ func newPolicy(source string, b *bundle.Bundle) (*Policy, error) {
 		p.data = map[string]any{}
 	}
 	for _, m := range b.Modules {
-		if m.Parsed == nil {
-			continue
-		}
-		if strings.HasSuffix(m.Path, "_test.rego") {
+		switch {
+		case isTest(m):
 			p.tests = append(p.tests, m)
-		} else {
+		case m.Parsed != nil:
 			p.modules = append(p.modules, m)
 		}
 	}
@@ -218,7 +240,7 @@ func newPolicy(source string, b *bundle.Bundle) (*Policy, error) {
 	if len(p.modules) == 0 {
 		return nil, &PolicyError{Source: source, Problems: []string{"no Rego modules found"}}
 	}
-	p.ownTests = testPackages(p.tests)
+	p.testsParsed = sync.OnceValues(func() (*parsedTests, error) { return parseTests(source, b, p.tests, p.ownTestFiles) })
 	catalog, problems := buildCatalog(p.modules)
 	problems = append(problems, checkData(p.data, catalog)...)
 	if len(problems) > 0 {
@@ -306,8 +328,48 @@ func (p *Policy) Data() map[string]any { return p.data }
 // (Default's by every caller in the process) by engines evaluating it at the same time.
 func (p *Policy) Modules() map[string]*ast.Module { return parsed(p.modules) }
 
-// Tests returns copies of the *_test.rego modules keyed by file path.
-func (p *Policy) Tests() map[string]*ast.Module { return parsed(p.tests) }
+// Tests returns copies of the *_test.rego modules keyed by file path, parsing them the first time: a
+// PolicyError names a test file that does not parse.
+func (p *Policy) Tests() (map[string]*ast.Module, error) {
+	t, err := p.testsParsed()
+	if err != nil {
+		return nil, err
+	}
+	return parsed(t.files), nil
+}
+
+// parsedTests are a policy's test files, parsed.
+type parsedTests struct {
+	files []bundle.ModuleFile
+	// own are the packages of the tests that Test runs (see Policy.ownTestFiles).
+	own []ast.Ref
+}
+
+// parseTests parses the test files that reading left unparsed, as OPA's bundle reader parses modules (the
+// bundle's Rego version, or the version its manifest gives the file). own names the tests Test runs by
+// relative path; nil is all.
+func parseTests(source string, b *bundle.Bundle, files []bundle.ModuleFile, own map[string]bool) (*parsedTests, error) {
+	out := &parsedTests{own: []ast.Ref{}}
+	opts := ast.ParserOptions{ProcessAnnotation: true, RegoVersion: b.RegoVersion(ast.RegoV1)}
+	for _, m := range files {
+		if m.Parsed == nil {
+			fileOpts := opts
+			v, err := b.RegoVersionForFile(m.RelativePath, opts.RegoVersion)
+			if err != nil {
+				return nil, NewPolicyError(source, err)
+			}
+			fileOpts.RegoVersion = v
+			if m.Parsed, err = ast.ParseModuleWithOpts(m.Path, string(m.Raw), fileOpts); err != nil {
+				return nil, NewPolicyError(source, err)
+			}
+		}
+		out.files = append(out.files, m)
+		if own == nil || own[relativePath(m)] {
+			out.own = append(out.own, m.Parsed.Package.Path)
+		}
+	}
+	return out, nil
+}
 
 func parsed(files []bundle.ModuleFile) map[string]*ast.Module {
 	out := make(map[string]*ast.Module, len(files))

@@ -207,6 +207,62 @@ func TestLoadMissingPath(t *testing.T) {
 	}
 }
 
+// A check never runs the tests, so reading a policy does not parse them: a test file that does not parse
+// fails what runs or reads the tests (Tests, Test, Lint), naming its line, and nothing else. It still
+// counts in the revision.
+func TestTestsAreParsedWhenNeeded(t *testing.T) {
+	t.Parallel()
+	broken := "package broken_test\n\ntest_x if {\n\tx := [1,\n}\n"
+	for _, load := range []struct {
+		name string
+		load func(string) (*policy.Policy, error)
+	}{{"Load", policy.Load}, {"LoadWithOverrides", policy.LoadWithOverrides}} {
+		t.Run(load.name, func(t *testing.T) {
+			t.Parallel()
+			// Load reads a whole policy: a copy of the default's directory, with the broken test beside it.
+			policyDir := func(test string) string {
+				dir := writeFiles(t, map[string]string{"sub/broken_test.rego": test})
+				if load.name == "Load" {
+					if err := os.CopyFS(dir, os.DirFS("../rego")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return dir
+			}
+			p, err := load.load(policyDir(broken))
+			if err != nil {
+				t.Fatalf("a test file that does not parse fails the load: %v", err)
+			}
+			e, err := policy.New(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := os.ReadFile("../examples/inputs/allowed-api-example.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, err := e.CheckJSON(context.Background(), doc); err != nil || !d.Allowed {
+				t.Errorf("decision %+v, %v; want the allowed decision", d, err)
+			}
+			const where = "sub/broken_test.rego:5:1"
+			var perr *policy.PolicyError
+			if _, err := p.Tests(); !errors.As(err, &perr) || !strings.Contains(err.Error(), where) {
+				t.Errorf("Tests: %v; want a PolicyError naming %s", err, where)
+			}
+			if _, err := p.Test(context.Background(), policy.TestOptions{}); !errors.As(err, &perr) || !strings.Contains(err.Error(), where) {
+				t.Errorf("Test: %v; want a PolicyError naming %s", err, where)
+			}
+			if problems := strings.Join(p.Lint(), "\n"); !strings.Contains(problems, where) {
+				t.Errorf("Lint does not name %s:\n%s", where, problems)
+			}
+			other, err := load.load(policyDir(broken + "\n"))
+			if err != nil || other.Revision() == p.Revision() {
+				t.Errorf("a changed test file: revision %q, %v; want another than %q", other.Revision(), err, p.Revision())
+			}
+		})
+	}
+}
+
 func TestRevisionIsContentDigest(t *testing.T) {
 	t.Parallel()
 	a, _ := policy.Default()
@@ -362,7 +418,11 @@ func TestRevisionHoweverPathIsSpelt(t *testing.T) {
 		for name := range p.Modules() {
 			out = append(out, strings.TrimPrefix(name, "/"))
 		}
-		for name := range p.Tests() {
+		tests, err := p.Tests()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range tests {
 			out = append(out, strings.TrimPrefix(name, "/"))
 		}
 		slices.Sort(out)

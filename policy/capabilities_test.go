@@ -91,7 +91,11 @@ func TestCapabilitiesCompile(t *testing.T) {
 		for name, m := range p.Modules() {
 			modules[name] = m.Copy()
 		}
-		for name, m := range p.Tests() {
+		tests, err := p.Tests()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, m := range tests {
 			modules[name] = m.Copy()
 		}
 		compiler := ast.NewCompiler().WithStrict(true).WithCapabilities(c).WithEnablePrintStatements(true).

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,8 +15,16 @@ import (
 // rules no test names. Loading already refuses rules without METADATA and duplicated codes.
 func (p *Policy) Lint() []string {
 	var problems []string
+	tests, err := p.testsParsed()
+	if err != nil {
+		var pe *PolicyError
+		if errors.As(err, &pe) {
+			return pe.Problems
+		}
+		return []string{err.Error()}
+	}
 	modules := p.Modules()
-	maps.Copy(modules, p.Tests())
+	maps.Copy(modules, parsed(tests.files))
 	c := ast.NewCompiler().WithStrict(true).WithCapabilities(ast.CapabilitiesForThisVersion())
 	if c.Compile(copyModules(modules)); c.Failed() {
 		for _, e := range c.Errors {
@@ -39,7 +48,7 @@ func (p *Policy) Lint() []string {
 	}
 
 	named := map[string]bool{}
-	for _, m := range p.tests {
+	for _, m := range tests.files {
 		ast.WalkTerms(m.Parsed, func(t *ast.Term) bool {
 			s, ok := t.Value.(ast.String)
 			if !ok || !codeForm.MatchString(string(s)) {

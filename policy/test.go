@@ -49,16 +49,20 @@ func (r *TestReport) Passed() bool {
 // the project's builtins included. Under overrides, only the overrides' tests run: the default's assume the
 // default's data.
 func (p *Policy) Test(ctx context.Context, opts TestOptions) (*TestReport, error) {
-	modules := p.Modules()
-	maps.Copy(modules, p.Tests())
-	if len(p.ownTests) == 0 {
+	tests, err := p.testsParsed()
+	if err != nil {
+		return nil, err
+	}
+	if len(tests.own) == 0 {
 		return &TestReport{NoOwnTests: true}, nil
 	}
+	modules := p.Modules()
+	maps.Copy(modules, parsed(tests.files))
 	newRunner := func() *tester.Runner {
 		return tester.NewRunner().
 			SetStore(inmem.NewFromObject(p.data)). // copies the data on write
 			SetModules(modules).
-			SetPrefixMatchers(p.ownTests...)
+			SetPrefixMatchers(tests.own...)
 	}
 	runner := newRunner().Filter(opts.Run)
 	var cov *cover.Cover

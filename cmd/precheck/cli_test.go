@@ -89,6 +89,10 @@ func TestExitCodes(t *testing.T) {
 	unparsable := filepath.Join(dir, "unparsable")
 	os.Mkdir(unparsable, 0o755)
 	os.WriteFile(filepath.Join(unparsable, "broken.rego"), []byte("package precheck.rules.broken\n\nx := [\n"), 0o644)
+	// A test file that does not parse fails the verbs that read the tests; check never parses them.
+	brokenTest := filepath.Join(dir, "brokentest")
+	os.Mkdir(brokenTest, 0o755)
+	os.WriteFile(filepath.Join(brokenTest, "broken_test.rego"), []byte("package broken_test\n\ntest_x if {\n"), 0o644)
 	notRego := filepath.Join(dir, "not.rego")
 	os.WriteFile(notRego, []byte("package x\n\nx := [\n"), 0o644)
 	fleetInv := fleetInventory
@@ -103,7 +107,9 @@ func TestExitCodes(t *testing.T) {
 		{"check unreadable input", []string{"check", "--input", filepath.Join(dir, "nope.json")}, exitUsage},
 		{"check missing policy", []string{"check", "--input", allowedExample, "--policy", "nosuchdir"}, exitUsage},
 		{"check broken policy", []string{"check", "--input", allowedExample, "--policy", broken}, exitPolicy},
+		{"check broken test file", []string{"check", "--input", allowedExample, "--policy", brokenTest}, exitAllowed},
 		{"test passes", []string{"test", "--run", "test_builtins"}, exitAllowed},
+		{"test broken test file", []string{"test", brokenTest}, exitPolicy},
 		{"test fails", []string{"test", failing}, exitDenied},
 		{"test bad regex", []string{"test", "--run", "("}, exitUsage},
 		{"test missing policy", []string{"test", "--policy", "nosuchdir"}, exitUsage},
@@ -121,6 +127,7 @@ func TestExitCodes(t *testing.T) {
 		{"lint problems", []string{"lint", unlinted}, exitDenied},
 		{"lint bad usage", []string{"lint", "a", "b"}, exitUsage},
 		{"lint broken policy", []string{"lint", unparsable}, exitPolicy},
+		{"lint broken test file", []string{"lint", brokenTest}, exitPolicy},
 		{"build written", []string{"build", "-o", filepath.Join(dir, "ok.wasm")}, exitAllowed},
 		{"build unwritable", []string{"build", "-o", "/nonexistent/x.wasm"}, exitUsage},
 		{"build broken policy", []string{"build", broken, "-o", filepath.Join(dir, "b.wasm")}, exitPolicy},

@@ -27,6 +27,10 @@ Exit codes: 0 clean, 1 a lint problem, 2 bad usage, 3 a policy that does not loa
 			if err != nil {
 				return err
 			}
+			// The tests are parsed when a verb needs them: one that does not parse fails the load here.
+			if _, err := p.Tests(); err != nil {
+				return err
+			}
 			problems := p.Lint()
 			for _, problem := range problems {
 				fmt.Fprintln(e.stdout, problem)
