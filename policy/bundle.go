@@ -44,8 +44,8 @@ type Policy struct {
 	// importable).
 	ownTestFiles map[string]bool
 	data         map[string]any
-	manifest bundle.Manifest
-	catalog  *Catalog
+	manifest     bundle.Manifest
+	catalog      *Catalog
 	explainState
 	eval evaluation // the modules as the engines evaluate them, made on first use
 
