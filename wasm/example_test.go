@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/precheck/precheck/policy"
 	"github.com/precheck/precheck/wasm"
 )
@@ -63,4 +65,37 @@ func ExampleOpenCache() {
 	entries, _ := filepath.Glob(filepath.Join(cache.Dir(), "precheck-*"))
 	fmt.Println(len(entries), "entry")
 	// Output: 1 entry
+}
+
+// An embedder that runs wazero itself can hand the engine a compilation cache of its own, here one on disk:
+// the policy's machine code is written there, and a later process that loads the same module finds it.
+func ExampleConfig_machineCode() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "machine-code")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		panic(err)
+	}
+	defer cache.Close(ctx)
+	p, err := policy.Load("testdata/tiny") // a small policy, quick to compile; the default works the same
+	if err != nil {
+		panic(err)
+	}
+	engine, err := policy.New(ctx, p, policy.WithBackend(wasm.Backend(wasm.Config{MachineCode: cache})))
+	if err != nil {
+		panic(err)
+	}
+	defer engine.Close(ctx)
+	doc, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	d, err := engine.CheckJSON(ctx, doc)
+	if err != nil {
+		panic(err)
+	}
+	written, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+	fmt.Println(d.Allowed, len(written) > 0)
+	// Output: true true
 }
