@@ -29,6 +29,8 @@ var MachineCodeDir = sync.OnceValue(func() string {
 	if err != nil || version == "" || strings.ContainsAny(version, `/\`) {
 		return ""
 	}
+	// Earlier tests kept the hook modules' machine code apart; it is here now.
+	os.RemoveAll(filepath.Join(base, "precheck-test", "hookmodule-wazero"))
 	dir := filepath.Join(base, "precheck-test", "wazero-"+version)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return ""
