@@ -12,7 +12,8 @@ import (
 // Lint reports what a policy that loads may still get wrong, one problem per line with its file:line:col:
 // what OPA's strict compiler refuses (unused variables, unused imports, shadowed names, deprecated builtins),
 // rule packages without a title, rules without a description, codes the tests name that no rule has, and
-// rules no test names. Loading already refuses rules without METADATA and duplicated codes.
+// rules no test names. Loading already refuses rules without METADATA and duplicated codes; a test file
+// that does not parse (loading does not parse the tests) is the one problem reported then.
 func (p *Policy) Lint() []string {
 	var problems []string
 	tests, err := p.testsParsed()
