@@ -108,6 +108,14 @@ test_error_status_order[note] if {
 			"status": 409,
 			"code": "PRECHECK-CLU-002",
 		},
+		"the lowest code of the status": {
+			"patch": [
+				{"op": "add", "path": "/cluster/dr_relationship", "value": true},
+				{"op": "add", "path": "/cluster/encrypted", "value": true},
+				{"op": "add", "path": "/cluster/task_status", "value": "GROWING"},
+			],
+			"status": 409, "code": "PRECHECK-CLU-002",
+		},
 	}
 	d := t.decide(json.patch(t.allowed_input, tc.patch))
 	d.error.status == tc.status
