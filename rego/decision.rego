@@ -83,11 +83,7 @@ waived contains ["warn", t[1], t[2], message, t[4], object.union(t[5], {"severit
 # without the members a finding leaves empty.
 ranked := sort(effective)
 
-# denials are the findings that deny, in the decision's order (see leveled): the violations and the error
-# are made from them.
-denials := [t | some t in ranked; t[0] == "deny"]
-
-violations := [t[5] | some t in denials]
+violations := [t[5] | some t in ranked; t[0] == "deny"]
 
 warnings := [t[5] | some t in ranked; t[0] == "warn"]
 
@@ -97,14 +93,13 @@ allowed if count(violations) == 0
 
 # A refused call is answered in the API's own error shape. A malformed request is reported first (the API
 # validates its parameters first), then a policy refusal, then a conflict with the cluster's state.
-# The error code is the lowest code among the denials of that status: the first, as denials are sorted by
-# code.
 error := {
 	"status": status,
-	"error_code": [t[1] | some t in denials; t[6] == status][0],
-	"error_msg": concat("; ", sort([concat(": ", [t[1], t[3]]) | some t in denials])),
+	"error_code": min({t[1] | some t in effective; t[0] == "deny"; t[6] == status}),
+	"error_msg": concat("; ", sort([concat(": ", [t[1], t[3]]) | some t in effective; t[0] == "deny"])),
 } if {
-	status := first_status({t[6] | some t in denials})
+	statuses := {t[6] | some t in effective; t[0] == "deny"}
+	status := first_status(statuses)
 }
 
 first_status(statuses) := s if {
