@@ -23,7 +23,7 @@ findings contains {
 	"expected": concat(" or ", lib.config.available_statuses),
 	"actual": lib.describe(status),
 } if {
-	status := lib.cluster.status
+	status := input.cluster.status
 	is_string(status)
 	not status in lib.config.available_statuses
 }
@@ -41,7 +41,7 @@ findings contains {
 	"field": "cluster.task_status",
 	"message": running,
 	"expected": "no running task",
-	"actual": lib.describe(lib.cluster.task_status),
+	"actual": lib.describe(input.cluster.task_status),
 } if {
 	running
 }
@@ -61,7 +61,7 @@ findings contains {
 	"expected": "false",
 	"actual": "true",
 } if {
-	lib.cluster.encrypted == true
+	input.cluster.encrypted == true
 }
 
 # METADATA
@@ -79,7 +79,7 @@ findings contains {
 	"expected": "false",
 	"actual": "true",
 } if {
-	lib.cluster.dr_relationship == true
+	input.cluster.dr_relationship == true
 }
 
 # METADATA
@@ -97,7 +97,7 @@ findings contains {
 	"expected": "NORMAL",
 	"actual": lib.describe(sub),
 } if {
-	sub := lib.cluster.sub_status
+	sub := input.cluster.sub_status
 	is_string(sub)
 	some part in split(sub, "|")
 	trim_space(part) in lib.config.warn_sub_statuses
@@ -105,14 +105,14 @@ findings contains {
 
 # running words what is running: the task in task_status, else the actions in action_progress.
 running := concat(" ", ["task", lib.quote(task), "is running on the cluster"]) if {
-	task := lib.cluster.task_status
+	task := input.cluster.task_status
 	is_string(task)
 	task != ""
 } else := concat(" ", [
 	"an action is in progress on the cluster:",
 	concat(", ", sort(object.keys(progress))),
 ]) if {
-	progress := lib.cluster.action_progress
+	progress := input.cluster.action_progress
 	is_object(progress)
 	count(progress) > 0
 }

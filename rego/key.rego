@@ -68,7 +68,7 @@ findings contains {
 } if {
 	got := input.key.key_id
 	is_string(got)
-	wanted := lib.encrypt.master_key_id
+	wanted := input.request.body.encrypt.master_key_id
 	is_string(wanted)
 	got != wanted
 	msg := concat(" ", ["the key facts describe key", lib.quote(got), "but the request names", lib.quote(wanted)])

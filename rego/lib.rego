@@ -13,6 +13,9 @@ package precheck.lib
 config := data.precheck.config
 
 # The input's members as objects ({} when absent or not an object), so that object.get can tell "missing".
+# A rule that reads one member reads it from input itself (input.cluster.status, not cluster.status): the
+# same value, undefined as well when the holder is not an object, and a reference OPA's rule index can use
+# to skip a rule without evaluating it (input.cluster.encrypted == true).
 default request := {}
 
 request := input.request if is_object(input.request)

@@ -29,7 +29,7 @@ findings contains {
 	"expected": expected,
 	"actual": alg,
 } if {
-	alg := lib.encrypt.crypt_algorithm
+	alg := input.request.body.encrypt.crypt_algorithm
 	alg in lib.config.algorithms # an unknown algorithm is rules.request's to report
 	allowed := classes[lib.tenant_class].algorithms
 	not alg in allowed

@@ -24,7 +24,7 @@ findings contains {
 	"expected": concat(" ", [">=", minimum]),
 	"actual": lib.describe(v),
 } if {
-	v := lib.cluster.version
+	v := input.cluster.version
 	minimum := lib.config.min_cluster_version
 	not cluster_version_ok
 	problem := version_problem(v, minimum)
@@ -47,7 +47,7 @@ findings contains {
 	"expected": concat(" ", [">=", minimum]),
 	"actual": lib.describe(v),
 } if {
-	v := lib.cluster.guest_agent_version
+	v := input.cluster.guest_agent_version
 	minimum := lib.config.min_guest_agent_version
 	not guest_agent_version_ok
 	problem := version_problem(v, minimum)
@@ -57,17 +57,19 @@ findings contains {
 # go-version cannot parse, so an unparseable version (or minimum) is never ok. (They are rules, not an
 # inline "not dws.version_compare(...) >= 0": Rego evaluates a nested call before the negation, and an
 # undefined call would make the whole rule undefined instead of firing.)
-cluster_version_ok if dws.version_compare(lib.cluster.version, lib.config.min_cluster_version) >= 0
+cluster_version_ok if dws.version_compare(input.cluster.version, lib.config.min_cluster_version) >= 0
 
-guest_agent_version_ok if dws.version_compare(lib.cluster.guest_agent_version, lib.config.min_guest_agent_version) >= 0
+guest_agent_version_ok if dws.version_compare(input.cluster.guest_agent_version, lib.config.min_guest_agent_version) >= 0
 
-# version_problem words why a string version failed at_least; undefined for non-strings (rules.facts).
-version_problem(v, minimum) := concat(" ", [lib.quote(v), "is not a version"]) if {
+# version_problem words why a string version is not ok; undefined for non-strings (rules.facts). The common
+# refusal, a version below its minimum, is worded first, for one call of the builtin: a comparison that is
+# defined means both are versions, and the rules call this only for a version that is not ok.
+version_problem(v, minimum) := concat(" ", [v, "is below the required", minimum]) if {
+	is_string(v)
+	dws.version_compare(v, minimum)
+} else := concat(" ", [lib.quote(v), "is not a version"]) if {
 	is_string(v)
 	not dws.version_valid(v)
 } else := concat(" ", ["cannot be compared with the minimum", lib.quote(minimum)]) if {
-	is_string(v)
-	not dws.version_compare(v, minimum)
-} else := concat(" ", [v, "is below the required", minimum]) if {
 	is_string(v)
 }
