@@ -83,7 +83,10 @@ waived contains ["warn", t[1], t[2], message, t[4], object.union(t[5], {"severit
 # without the members a finding leaves empty.
 ranked := sort(effective)
 
-violations := [t[5] | some t in ranked; t[0] == "deny"]
+# denials are the refusals in the decision's order (level, then code, field, message).
+denials := [t | some t in ranked; t[0] == "deny"]
+
+violations := [t[5] | some t in denials]
 
 warnings := [t[5] | some t in ranked; t[0] == "warn"]
 
@@ -92,18 +95,22 @@ default allowed := false
 allowed if count(violations) == 0
 
 # A refused call is answered in the API's own error shape. A malformed request is reported first (the API
-# validates its parameters first), then a policy refusal, then a conflict with the cluster's state.
+# validates its parameters first), then a policy refusal, then a conflict with the cluster's state. The
+# error code is the least code with that status: the first such refusal, since denials are sorted by code.
 error := {
 	"status": status,
-	"error_code": min({t[1] | some t in effective; t[0] == "deny"; t[6] == status}),
-	"error_msg": concat("; ", sort([concat(": ", [t[1], t[3]]) | some t in effective; t[0] == "deny"])),
+	"error_code": [t[1] | some t in denials; t[6] == status][0],
+	"error_msg": concat("; ", sort([concat(": ", [t[1], t[3]]) | some t in denials])),
 } if {
-	statuses := {t[6] | some t in effective; t[0] == "deny"}
-	status := first_status(statuses)
+	status := first_status({t[6] | some t in denials})
 }
 
-first_status(statuses) := s if {
-	s := [s | some s in [400, 403, 409]; s in statuses][0]
+first_status(statuses) := 400 if {
+	400 in statuses
+} else := 403 if {
+	403 in statuses
+} else := 409 if {
+	409 in statuses
 } else := min(statuses)
 
 # METADATA

@@ -122,6 +122,17 @@ test_error_status_order[note] if {
 	d.error.error_code == tc.code
 }
 
+# A status outside the three the API answers (an override's own) comes after them, the least first.
+test_first_status[note] if {
+	some note, tc in {
+		"400 first": {"statuses": {409, 403, 400, 422}, "want": 400},
+		"then 403": {"statuses": {409, 403, 422}, "want": 403},
+		"then 409": {"statuses": {500, 409, 422}, "want": 409},
+		"else the least": {"statuses": {500, 422}, "want": 422},
+	}
+	data.precheck.first_status(tc.statuses) == tc.want
+}
+
 test_every_violation_is_in_the_error_message if {
 	d := t.decide(json.patch(t.allowed_input, [
 		{"op": "add", "path": "/cluster/encrypted", "value": true},

@@ -27,7 +27,7 @@ findings contains {
 	v := input.cluster.version
 	minimum := lib.config.min_cluster_version
 	not cluster_version_ok
-	problem := version_problem(v, minimum)
+	problem := version_problem(v, minimum, cluster_version_cmp)
 }
 
 # METADATA
@@ -50,23 +50,29 @@ findings contains {
 	v := input.cluster.guest_agent_version
 	minimum := lib.config.min_guest_agent_version
 	not guest_agent_version_ok
-	problem := version_problem(v, minimum)
+	problem := version_problem(v, minimum, guest_agent_version_cmp)
 }
 
-# The *_ok rules hold for a version at or above its minimum. dws.version_compare is undefined for anything
-# go-version cannot parse, so an unparseable version (or minimum) is never ok. (They are rules, not an
-# inline "not dws.version_compare(...) >= 0": Rego evaluates a nested call before the negation, and an
-# undefined call would make the whole rule undefined instead of firing.)
-cluster_version_ok if dws.version_compare(input.cluster.version, lib.config.min_cluster_version) >= 0
+# Each version compared with its minimum by go-version: -1, 0 or 1, or null when either cannot be parsed
+# (dws.version_compare is undefined then), so an unparseable version (or minimum) is never ok. The
+# comparison is a rule of its own so that a refusal words its problem from it, without a second call.
+default cluster_version_cmp := null
 
-guest_agent_version_ok if dws.version_compare(input.cluster.guest_agent_version, lib.config.min_guest_agent_version) >= 0
+cluster_version_cmp := dws.version_compare(input.cluster.version, lib.config.min_cluster_version)
 
-# version_problem words why a string version is not ok; undefined for non-strings (rules.facts). The common
-# refusal, a version below its minimum, is worded first, for one call of the builtin: a comparison that is
-# defined means both are versions, and the rules call this only for a version that is not ok.
-version_problem(v, minimum) := concat(" ", [v, "is below the required", minimum]) if {
+default guest_agent_version_cmp := null
+
+guest_agent_version_cmp := dws.version_compare(input.cluster.guest_agent_version, lib.config.min_guest_agent_version)
+
+cluster_version_ok if cluster_version_cmp in {0, 1}
+
+guest_agent_version_ok if guest_agent_version_cmp in {0, 1}
+
+# version_problem words why a string version that is not ok (cmp, its comparison) is not; undefined for
+# non-strings (rules.facts).
+version_problem(v, minimum, cmp) := concat(" ", [v, "is below the required", minimum]) if {
 	is_string(v)
-	dws.version_compare(v, minimum)
+	cmp == -1
 } else := concat(" ", [lib.quote(v), "is not a version"]) if {
 	is_string(v)
 	not dws.version_valid(v)

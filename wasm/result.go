@@ -15,7 +15,7 @@ import (
 // of its time; anything else (a member it does not know, a value of another type, an escape it does not
 // read itself) is handed to encoding/json, whose reading is the reference.
 func decodeResult(out []byte) (*policy.Decision, error) {
-	r := resultReader{data: out}
+	r := newResultReader(out)
 	if d, ok := r.resultSet(); ok {
 		return d, nil
 	}
@@ -38,7 +38,12 @@ func decodeResult(out []byte) (*policy.Decision, error) {
 // what it expects; the caller then starts over with encoding/json.
 type resultReader struct {
 	data []byte
+	text string // data as one string, which the decision's strings share: one allocation, not one each
 	i    int
+}
+
+func newResultReader(out []byte) *resultReader {
+	return &resultReader{data: out, text: string(out)}
 }
 
 func (r *resultReader) resultSet() (*policy.Decision, bool) {
@@ -220,15 +225,15 @@ func (r *resultReader) str() (string, bool) {
 	for r.i < len(r.data) {
 		switch c := r.data[r.i]; {
 		case c == '"':
-			raw := r.data[start:r.i]
+			raw := r.text[start:r.i]
 			r.i++
 			if !escaped {
-				if !utf8.Valid(raw) {
+				if !utf8.ValidString(raw) {
 					return "", false
 				}
-				return string(raw), true
+				return raw, true
 			}
-			return unescape(raw)
+			return unescape([]byte(raw))
 		case c == '\\':
 			escaped = true
 			r.i += 2

@@ -24,7 +24,7 @@ func FuzzDecodeResult(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, out []byte) {
-		r := resultReader{data: out}
+		r := newResultReader(out)
 		fast, ok := r.resultSet()
 		if !ok {
 			return // decodeResult hands these to encoding/json
