@@ -252,7 +252,7 @@ func (s *specializer) pass() bool {
 	}
 	for _, m := range s.mods {
 		for _, r := range m.Rules {
-			if v := literalValue(m, r); v != nil {
+			if v := literalValue(s.mods, m, r); v != nil {
 				key := ruleGroundPath(m, r).String()
 				if _, ok := s.literal[key]; !ok {
 					s.literal[key] = v
@@ -353,8 +353,8 @@ func (s *specializer) dataAt(path ast.Ref) (*ast.Term, bool) {
 }
 
 // literalValue is the value of a rule that is a literal: one complete definition (no default, no else, no
-// function, no other rule at its path), an empty body, a ground value.
-func literalValue(m *ast.Module, r *ast.Rule) *ast.Term {
+// function, no other rule at its path in any of mods), an empty body, a ground value.
+func literalValue(mods []*ast.Module, m *ast.Module, r *ast.Rule) *ast.Term {
 	if r.Default || r.Else != nil || len(r.Head.Args) > 0 || r.Head.Key != nil || r.Head.Value == nil {
 		return nil
 	}
@@ -371,9 +371,11 @@ func literalValue(m *ast.Module, r *ast.Rule) *ast.Term {
 		return nil
 	}
 	path := ruleGroundPath(m, r)
-	for _, other := range m.Rules {
-		if other != r && ruleGroundPath(m, other).HasPrefix(path) || other != r && path.HasPrefix(ruleGroundPath(m, other)) {
-			return nil
+	for _, om := range mods { // a package may span files: another may define the rule too
+		for _, other := range om.Rules {
+			if other != r && (ruleGroundPath(om, other).HasPrefix(path) || path.HasPrefix(ruleGroundPath(om, other))) {
+				return nil
+			}
 		}
 	}
 	if !isJSONValue(r.Head.Value.Value) {

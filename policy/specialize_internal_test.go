@@ -58,3 +58,45 @@ over_with_other_data if {
 		}
 	}
 }
+
+// A package may span files, and so may a rule: a rule that is a literal in one file is not one when
+// another file defines it too. As written, the two definitions conflict when both hold, which OPA reports
+// as an error; the rewrite must not turn that into one file's value (an override redefining the
+// thresholds would otherwise be ignored without a word).
+func TestSpecializeSeesEveryFileOfAPackage(t *testing.T) {
+	t.Parallel()
+	sources := map[string]string{
+		"lib.rego":      "package lib\n\nlimit := data.cfg.limit\n",
+		"override.rego": "package lib\n\nlimit := 100 if input.raise\n",
+		"x.rego":        "package x\n\nimport data.lib\n\nover if input.n > lib.limit\n",
+	}
+	var files []bundle.ModuleFile
+	for _, name := range []string{"lib.rego", "override.rego", "x.rego"} {
+		m, err := ast.ParseModuleWithOpts(name, sources[name], ast.ParserOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, bundle.ModuleFile{Path: name, URL: name, Parsed: m, Raw: []byte(sources[name])})
+	}
+	data := map[string]any{"cfg": map[string]any{"limit": 5}}
+	eval := func(files []bundle.ModuleFile, input map[string]any) (any, error) {
+		opts := []func(*rego.Rego){rego.Query("data.x.over"), rego.Input(input), rego.Data(data)}
+		for _, f := range files {
+			opts = append(opts, rego.ParsedModule(f.Parsed))
+		}
+		rs, err := rego.New(opts...).Eval(context.Background())
+		if err != nil || len(rs) == 0 {
+			return nil, err
+		}
+		return rs[0].Expressions[0].Value, nil
+	}
+	for _, input := range []map[string]any{{"n": 10}, {"n": 3}, {"n": 10, "raise": true}} {
+		for _, forWasm := range []bool{false, true} {
+			want, wantErr := eval(files, input)
+			got, gotErr := eval(specialize(files, data, forWasm), input)
+			if (wantErr == nil) != (gotErr == nil) || want != got {
+				t.Errorf("input %v, for wasm %v: rewritten %v (%v), as written %v (%v)", input, forWasm, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
