@@ -203,7 +203,12 @@ func NewDocument(in *Input, l Limits) (*Document, error) {
 		// Only Request.Body can fail: a RawMessage that is not JSON.
 		return nil, &InputError{Path: "request.body", Msg: err.Error()}
 	}
-	if err := readText(data, l); err != nil {
+	// json.Marshal writes one valid JSON value or fails, so of readText's checks only the size and UTF-8
+	// (which a RawMessage body may break) are left to make.
+	if err := checkSize(data, l); err != nil {
+		return nil, err
+	}
+	if err := checkUTF8(data); err != nil {
 		return nil, placeless(err)
 	}
 	r, err := readValue(data, 0, len(data), l.MaxDepth, 0, documentShape(), "")
@@ -223,12 +228,23 @@ func placeless(err error) error {
 
 // readText checks what holds for the text as a whole: its size, one JSON value, UTF-8.
 func readText(data []byte, l Limits) error {
-	if len(data) > l.MaxBytes {
-		return &InputError{Msg: fmt.Sprintf("the document is %d bytes, over the limit of %d bytes", len(data), l.MaxBytes)}
+	if err := checkSize(data, l); err != nil {
+		return err
 	}
 	if !json.Valid(data) {
 		return syntaxError(data)
 	}
+	return checkUTF8(data)
+}
+
+func checkSize(data []byte, l Limits) error {
+	if len(data) > l.MaxBytes {
+		return &InputError{Msg: fmt.Sprintf("the document is %d bytes, over the limit of %d bytes", len(data), l.MaxBytes)}
+	}
+	return nil
+}
+
+func checkUTF8(data []byte) error {
 	if !utf8.Valid(data) { // encoding/json lets invalid UTF-8 through; JSON (RFC 8259) and OPA's wasm parser do not
 		line, col := position(data, int64(invalidUTF8At(data))+1)
 		return &InputError{Line: line, Column: col, Msg: "not valid UTF-8"}

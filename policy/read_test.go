@@ -375,3 +375,17 @@ func BenchmarkReadDocument(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNewDocument reads an Input built in Go, as the gate and fleet make one for every call.
+func BenchmarkNewDocument(b *testing.B) {
+	var in policy.Input
+	if err := json.Unmarshal(example(b), &in); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.NewDocument(&in, policy.DefaultLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
