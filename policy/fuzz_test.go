@@ -169,6 +169,35 @@ func FuzzReadDocument(f *testing.F) {
 	})
 }
 
+// FuzzNewDocument: NewDocument reads a body as ReadDocument reads the text json.Marshal makes of the Input
+// (NewDocument leaves out the check that the text is JSON, which Marshal makes), and refuses what that
+// refuses.
+func FuzzNewDocument(f *testing.F) {
+	for _, seed := range []string{``, `{}`, `{"encrypt": {"crypt_algorithm": "SMcompatible"}}`, `{"encrypt":`, `[1e400]`,
+		"\"\xff\"", `{"a": "\ud800"}`, `{"Encrypt": {}}`, `{"encrypt": {}, "encrypt": {}}`, `<>&`, `"\u2028"`,
+		strings.Repeat("[", 40) + strings.Repeat("]", 40)} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in := &Input{Request: Request{ProjectID: "p", Body: json.RawMessage(body)}}
+		doc, err := NewDocument(in, DefaultLimits)
+		text, marshalErr := json.Marshal(in)
+		if marshalErr != nil {
+			if err == nil {
+				t.Fatalf("accepted a body json.Marshal refuses: %v", marshalErr)
+			}
+			return
+		}
+		read, readErr := ReadDocument(text, DefaultLimits)
+		if (err == nil) != (readErr == nil) {
+			t.Fatalf("NewDocument: %v; ReadDocument of the same text: %v", err, readErr)
+		}
+		if err == nil && !bytes.Equal(doc.JSON(), read.JSON()) {
+			t.Fatalf("NewDocument's text %q is not the one read, %q", doc.JSON(), read.JSON())
+		}
+	})
+}
+
 // firstWins is fastjson's reading with the first of two equal member names kept, as some servers read
 // them, and refuses an object with two names that are equal up to case.
 func firstWins(v *fastjson.Value) (any, error) {
