@@ -361,12 +361,6 @@ func literalValue(mods []*ast.Module, m *ast.Module, r *ast.Rule) *ast.Term {
 	if len(r.Body) != 1 || !r.Body[0].Equal(ast.NewExpr(ast.BooleanTerm(true))) || !r.Head.Value.IsGround() {
 		return nil
 	}
-	if ref, ok := r.Head.Value.Value.(ast.Ref); ok { // a reference into data, which dataRef left for wasm
-		if ref.HasPrefix(ast.DefaultRootRef) {
-			return r.Head.Value
-		}
-		return nil
-	}
 	if !r.Head.Ref().IsGround() {
 		return nil
 	}
@@ -377,6 +371,12 @@ func literalValue(mods []*ast.Module, m *ast.Module, r *ast.Rule) *ast.Term {
 				return nil
 			}
 		}
+	}
+	if ref, ok := r.Head.Value.Value.(ast.Ref); ok { // a reference into data, which dataRef left for wasm
+		if ref.HasPrefix(ast.DefaultRootRef) {
+			return r.Head.Value
+		}
+		return nil
 	}
 	if !isJSONValue(r.Head.Value.Value) {
 		return nil

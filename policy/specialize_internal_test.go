@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -66,9 +67,9 @@ over_with_other_data if {
 func TestSpecializeSeesEveryFileOfAPackage(t *testing.T) {
 	t.Parallel()
 	sources := map[string]string{
-		"lib.rego":      "package lib\n\nlimit := data.cfg.limit\n",
-		"override.rego": "package lib\n\nlimit := 100 if input.raise\n",
-		"x.rego":        "package x\n\nimport data.lib\n\nover if input.n > lib.limit\n",
+		"lib.rego":      "package lib\n\nlimit := data.cfg.limit\n\ncfg := data.cfg\n",
+		"override.rego": "package lib\n\nlimit := 100 if input.raise\n\ncfg := {\"limit\": 100} if input.raise\n",
+		"x.rego":        "package x\n\nimport data.lib\n\nover if input.n > lib.limit\n\nover_cfg if input.n > lib.cfg.limit\n",
 	}
 	var files []bundle.ModuleFile
 	for _, name := range []string{"lib.rego", "override.rego", "x.rego"} {
@@ -79,8 +80,8 @@ func TestSpecializeSeesEveryFileOfAPackage(t *testing.T) {
 		files = append(files, bundle.ModuleFile{Path: name, URL: name, Parsed: m, Raw: []byte(sources[name])})
 	}
 	data := map[string]any{"cfg": map[string]any{"limit": 5}}
-	eval := func(files []bundle.ModuleFile, input map[string]any) (any, error) {
-		opts := []func(*rego.Rego){rego.Query("data.x.over"), rego.Input(input), rego.Data(data)}
+	eval := func(files []bundle.ModuleFile, query string, input map[string]any) (any, error) {
+		opts := []func(*rego.Rego){rego.Query(query), rego.Input(input), rego.Data(data)}
 		for _, f := range files {
 			opts = append(opts, rego.ParsedModule(f.Parsed))
 		}
@@ -90,12 +91,14 @@ func TestSpecializeSeesEveryFileOfAPackage(t *testing.T) {
 		}
 		return rs[0].Expressions[0].Value, nil
 	}
-	for _, input := range []map[string]any{{"n": 10}, {"n": 3}, {"n": 10, "raise": true}} {
-		for _, forWasm := range []bool{false, true} {
-			want, wantErr := eval(files, input)
-			got, gotErr := eval(specialize(files, data, forWasm), input)
-			if (wantErr == nil) != (gotErr == nil) || want != got {
-				t.Errorf("input %v, for wasm %v: rewritten %v (%v), as written %v (%v)", input, forWasm, got, gotErr, want, wantErr)
+	for _, query := range []string{"data.x.over", "data.x.over_cfg"} { // a scalar in data, and an object
+		for _, input := range []map[string]any{{"n": 10}, {"n": 3}, {"n": 10, "raise": true}} {
+			for _, forWasm := range []bool{false, true} {
+				want, wantErr := eval(files, query, input)
+				got, gotErr := eval(specialize(files, data, forWasm), query, input)
+				if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(want, got) {
+					t.Errorf("%s, input %v, for wasm %v: rewritten %v (%v), as written %v (%v)", query, input, forWasm, got, gotErr, want, wantErr)
+				}
 			}
 		}
 	}
