@@ -86,6 +86,9 @@ type Event struct {
 	Forwarded bool
 	// Failure says what went wrong when the gate refused without a decision, or the facts failed ("" otherwise).
 	Failure string
+	// Refused says that the gate refused the call for its form (method, path, headers or body) before any
+	// decision: the caller's doing, where a Failure without it is precheck's (the facts or the policy).
+	Refused bool
 	// Latency is the time the gate took to decide (facts and policy), not the server's.
 	Latency time.Duration
 }
@@ -367,7 +370,7 @@ func withBody(req *http.Request, body []byte) *http.Request {
 }
 
 func (g *Gate) refuseBody(req *http.Request, ev *Event, start time.Time, problem string) (*http.Response, error) {
-	ev.Failure = "the request body: " + problem
+	ev.Failure, ev.Refused = "the request body: "+problem, true
 	return g.refuse(req, ev, start, http.StatusBadRequest, CodeBodyRejected, "precheck cannot read the request body as the API would, so the call was not made: "+problem)
 }
 
@@ -561,7 +564,7 @@ func isFact(field string) bool {
 func (g *Gate) refuseUnread(req *http.Request, r route, status int, code, msg string) (*http.Response, error) {
 	closeBody(req)
 	start := time.Now()
-	ev := Event{ID: newID(), Time: start, Host: req.URL.Host, Path: req.URL.Path, ProjectID: r.projectID, ClusterID: r.clusterID, Failure: msg}
+	ev := Event{ID: newID(), Time: start, Host: req.URL.Host, Path: req.URL.Path, ProjectID: r.projectID, ClusterID: r.clusterID, Failure: msg, Refused: true}
 	return g.refuse(req, &ev, start, status, code, msg)
 }
 

@@ -226,9 +226,13 @@ func TestGuardedPathVariants(t *testing.T) {
 		"/v2/" + project + "/clusters/other/%2e%2e/" + cluster + "/encrypt", base + "/./encrypt", base + "/encrypt/x/..",
 		"/v2/" + project + "/clusters/other/..;/" + cluster + "/encrypt", base + "%2Fencrypt", base + "/encrypt%2500",
 	} {
+		events = nil
 		resp, out := post(t, g, up.URL+path, body)
 		if e := apiError(t, out); resp.StatusCode != 400 || e.ErrorCode != gate.CodeRouteRefused || !strings.Contains(e.ErrorMsg, "cannot tell which call") {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, out)
+		}
+		if len(events) != 1 || !events[0].Refused || events[0].Decision != nil { // the caller's doing, not precheck's failure
+			t.Errorf("%s: events %+v", path, events)
 		}
 	}
 	if up.hits.Load() != hits {
@@ -301,7 +305,7 @@ func TestFactsFailureFailsClosed(t *testing.T) {
 	if up.hits.Load() != 0 || resp.StatusCode != 503 || !strings.Contains(string(out), gate.CodeFactsFailed) || !strings.Contains(string(out), "ListClusterDetails: 500") {
 		t.Fatalf("%d hits; %d %s", up.hits.Load(), resp.StatusCode, out)
 	}
-	if len(events) != 1 || events[0].Forwarded || events[0].Decision != nil || !strings.Contains(events[0].Failure, "gathering facts") {
+	if len(events) != 1 || events[0].Forwarded || events[0].Decision != nil || events[0].Refused || !strings.Contains(events[0].Failure, "gathering facts") {
 		t.Errorf("events %+v", events)
 	}
 

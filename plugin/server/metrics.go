@@ -27,7 +27,7 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "precheck_decisions_total",
-			Help: "Decisions made, by result (allowed, denied, error), engine and endpoint (api: /v1/precheck, gate: the proxied call).",
+			Help: "Decisions made, by result (allowed, denied; refused: a proxied call the gate refused for its form; error: precheck could not decide), engine and endpoint (api: /v1/precheck, gate: the proxied call).",
 		}, []string{"result", "engine", "endpoint"}),
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "precheck_violations_total",

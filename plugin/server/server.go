@@ -388,7 +388,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	latency := time.Since(start)
-	s.record("api", eng, d, err, latency)
+	s.record("api", eng, result(d, err), d, latency)
 	s.logAPI(id, start, eng, doc, d, err, latency)
 	if err != nil {
 		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
@@ -474,10 +474,14 @@ func (s *Server) observeGate(ev gate.Event) {
 	if failure != "" {
 		err = errors.New(failure)
 	}
-	s.record("gate", eng, ev.Decision, err, ev.Latency)
+	res := result(ev.Decision, err)
+	if ev.Refused { // the caller's doing: kept apart from precheck's own failures, which "error" counts
+		res = "refused"
+	}
+	s.record("gate", eng, res, ev.Decision, ev.Latency)
 	forwarded := ev.Forwarded
 	entry := &logEntry{DecisionID: ev.ID, Time: ev.Time, Endpoint: "gate", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
-		InputDigest: ev.InputDigest, ProjectID: ev.ProjectID, ClusterID: ev.ClusterID, Result: result(ev.Decision, err),
+		InputDigest: ev.InputDigest, ProjectID: ev.ProjectID, ClusterID: ev.ClusterID, Result: res,
 		Error: failure, Forwarded: &forwarded, LatencyMS: ms(ev.Latency), Violations: []string{}, Warnings: []string{}}
 	if ev.Decision != nil {
 		entry.Violations, entry.Warnings = codesOf(ev.Decision.Violations), codesOf(ev.Decision.Warnings)
@@ -485,8 +489,8 @@ func (s *Server) observeGate(ev gate.Event) {
 	s.log.write(entry)
 }
 
-func (s *Server) record(endpoint string, eng *policy.Engine, d *policy.Decision, err error, latency time.Duration) {
-	s.metrics.decisions.WithLabelValues(result(d, err), eng.Backend(), endpoint).Inc()
+func (s *Server) record(endpoint string, eng *policy.Engine, res string, d *policy.Decision, latency time.Duration) {
+	s.metrics.decisions.WithLabelValues(res, eng.Backend(), endpoint).Inc()
 	s.metrics.latency.WithLabelValues(eng.Backend(), endpoint).Observe(latency.Seconds())
 	if d != nil {
 		for _, v := range d.Violations {

@@ -314,8 +314,30 @@ func TestGateProxy(t *testing.T) {
 	if _, err := client.ListClusterDetails(&model.ListClusterDetailsRequest{ClusterId: dwsfake.ExampleClusterID}); err != nil || upstream.Hits(dwsfake.ListClusterDetails) != 1 {
 		t.Errorf("pass-through: %v, %d hits", err, upstream.Hits(dwsfake.ListClusterDetails))
 	}
-	if got := metric(t, s.URL, "precheck_decisions_total", map[string]string{"endpoint": "gate"}); got != 2 {
-		t.Errorf("gate decisions counted: %v", got)
+	// A call the gate refuses for its form is the caller's doing: counted as refused, not as precheck's error.
+	path := "/v2/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + "/encrypt"
+	plain, err := http.Post(s.URL+path, "text/plain", strings.NewReader(`{"encrypt": {}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Body.Close()
+	if plain.StatusCode != http.StatusBadRequest || upstream.Hits(dwsfake.EncryptCluster) != 1 {
+		t.Fatalf("a text/plain body: %d, %d hits", plain.StatusCode, upstream.Hits(dwsfake.EncryptCluster))
+	}
+	for _, c := range []struct {
+		result string
+		want   float64
+	}{{"", 3}, {"denied", 1}, {"allowed", 1}, {"refused", 1}, {"error", 0}} {
+		labels := map[string]string{"endpoint": "gate"}
+		if c.result != "" {
+			labels["result"] = c.result
+		}
+		if got := metric(t, s.URL, "precheck_decisions_total", labels); got != c.want {
+			t.Errorf("gate decisions %v counted: %v, want %v", labels, got, c.want)
+		}
+	}
+	if !strings.Contains(log.String(), `"result":"refused"`) {
+		t.Errorf("no refusal in the decision log:\n%s", log.String())
 	}
 	if !strings.Contains(log.String(), `"forwarded":false`) || !strings.Contains(log.String(), `"forwarded":true`) {
 		t.Errorf("decision log:\n%s", log.String())
