@@ -94,6 +94,9 @@ load.`,
 			switch {
 			case bundleURL != "" && pf.path != "":
 				return usageError("give --policy or --bundle-url, not both")
+			case bundleURL == "" && (cmd.Flags().Changed("bundle-key") || cmd.Flags().Changed("bundle-key-id") || cmd.Flags().Changed("bundle-key-alg")):
+				// A key that checked nothing would be worse than none: whoever set it believes the policy signed.
+				return usageError("--bundle-key verifies the bundles --bundle-url serves; a --policy directory or file is read as it is, unverified")
 			case bundleURL != "":
 				svc := &server.BundleService{URL: bundleURL, Interval: bundlePoll, Logger: logger}
 				if bundleKey != "" {
@@ -166,7 +169,7 @@ load.`,
 	f.StringVar(&addr, "addr", "127.0.0.1:8181", "address to listen on")
 	f.StringVar(&bundleURL, "bundle-url", "", "load the policy from this OPA bundle service URL instead (polled with ETag)")
 	durationFlag(cmd, &bundlePoll, "bundle-poll", 30*time.Second, "how often to poll --bundle-url")
-	f.StringVar(&bundleKey, "bundle-key", "", "PEM public key: bundles must be signed with it (OPA bundle signatures)")
+	f.StringVar(&bundleKey, "bundle-key", "", "PEM public key: bundles from --bundle-url must be signed with it (OPA bundle signatures)")
 	f.StringVar(&bundleKeyID, "bundle-key-id", "default", "the key id bundles are signed under")
 	f.StringVar(&bundleKeyAlg, "bundle-key-alg", "RS256", "the signing algorithm")
 	f.StringVar(&upstream, "upstream", "", "the DWS API endpoint: act as the gate in front of it (refused calls are never forwarded)")
