@@ -52,10 +52,10 @@ type Document struct {
 	json []byte
 	read bool
 	// The request's identifiers, when they are strings, as the reading found them.
-	projectID, clusterID string
-	once                 sync.Once
-	value                ast.Value
-	err                  error
+	projectID, clusterID, masterKeyID string
+	once                              sync.Once
+	value                             ast.Value
+	err                               error
 }
 
 // ReadDocument reads data as an input document and returns it as a Document, or an *InputError naming
@@ -83,7 +83,7 @@ func ReadDocument(data []byte, l Limits) (*Document, error) {
 }
 
 func (r *reader) document(data []byte) *Document {
-	return &Document{json: data, read: true, projectID: r.projectID, clusterID: r.clusterID}
+	return &Document{json: data, read: true, projectID: r.projectID, clusterID: r.clusterID, masterKeyID: r.masterKeyID}
 }
 
 // ReadEnvelope reads either an input document or OPA's envelope {"input": <document>} (exactly one member,
@@ -259,6 +259,10 @@ func (d *Document) JSON() []byte { return d.json }
 // that is missing or not a string: what a decision log names the call by, without reading the document
 // again.
 func (d *Document) RequestIDs() (projectID, clusterID string) { return d.projectID, d.clusterID }
+
+// MasterKeyID returns request.body.encrypt.master_key_id as the document gives it, "" when it is missing
+// or not a string: the KMS key whose facts a call needs, without reading the body again.
+func (d *Document) MasterKeyID() string { return d.masterKeyID }
 
 // Value returns the document parsed for OPA, parsing it on first use.
 func (d *Document) Value() (ast.Value, error) {

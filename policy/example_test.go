@@ -166,6 +166,21 @@ func ExampleDocument_RequestIDs() {
 	// Output: "89cd04f168b84af6be287f71730fdb4b" ""
 }
 
+// The facts of a call include its KMS key's: the reading of the document found the key ID the body names,
+// escapes decoded as the API's server decodes them.
+func ExampleDocument_MasterKeyID() {
+	doc, err := policy.NewDocument(&policy.Input{Request: policy.Request{
+		ProjectID: "89cd04f168b84af6be287f71730fdb4b",
+		ClusterID: "97cbaab3-939e-4dbc-9187-0fe240f2b9fd",
+		Body:      json.RawMessage(`{"encrypt": {"master_key_id": "\u0030f3196c8-5c23-469f-84da-92ecd2499dce", "crypt_algorithm": "SMcompatible"}}`),
+	}}, policy.DefaultLimits)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%q\n", doc.MasterKeyID())
+	// Output: "0f3196c8-5c23-469f-84da-92ecd2499dce"
+}
+
 // The engines evaluate the modules rewritten at load: rego.metadata.rule() is the rule's literal custom
 // annotations, and references into the policy's data are its values. The modules as written stay as they
 // are for the catalog, the linter and the tests.

@@ -126,7 +126,7 @@ func FuzzReadDocument(f *testing.F) {
 		`{"tenant": {"class": "\ud83d\ude00"}}`, `{"tenant": {"class": "\\ud800"}}`, `{"tenant": {"\ud800": 1}}`,
 		`{"key": {"key_state": 1e999999999}}`, `{"request": {"body": [1e-400, -0, 1.7976931348623157e308]}}`,
 		`{"keyy": {}}`, `{"input": {"key": {}}}`, `{"input": {}, "input": {}}`, `{"cluster": {"tags": [{"key": "a", "KEY": "b"}]}}`,
-		`{"request": {"body": {"encrypt": {"ma\u017fter_key_id": "x"}}}}`, "{\"tenant\": {\"class\": \"\xed\xa0\x80\"}}"} {
+		`{"request": {"body": {"encrypt": {"ma\u017fter_key_id": "x"}}}}`, `{"request": {"body": {"encrypt": {"master_key_id": "\u0030f"}}, "project_id": "p", "cluster_id": 7}}`, "{\"tenant\": {\"class\": \"\xed\xa0\x80\"}}"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -166,7 +166,23 @@ func FuzzReadDocument(f *testing.F) {
 		if !reflect.DeepEqual(std, opa) || !reflect.DeepEqual(std, first) {
 			t.Fatalf("readers disagree on an accepted document:\nencoding/json %#v\nOPA           %#v\nfirst wins    %#v", std, opa, first)
 		}
+		project, cluster := doc.RequestIDs()
+		ids := [3]string{project, cluster, doc.MasterKeyID()}
+		want := [3]string{stringAt(std, "request", "project_id"), stringAt(std, "request", "cluster_id"), stringAt(std, "request", "body", "encrypt", "master_key_id")}
+		if ids != want {
+			t.Fatalf("the reading found the identifiers %q, encoding/json %q", ids, want)
+		}
 	})
+}
+
+// stringAt is the string at path in v, a value encoding/json decoded, or "" when there is none.
+func stringAt(v any, path ...string) string {
+	for _, name := range path {
+		o, _ := v.(map[string]any)
+		v = o[name]
+	}
+	s, _ := v.(string)
+	return s
 }
 
 // FuzzNewDocument: NewDocument reads a body as ReadDocument reads the text json.Marshal makes of the Input

@@ -91,6 +91,7 @@ type reader struct {
 	names  []string // the member names of the objects on the stack, each object's from its frame's names on
 
 	projectID, clusterID string // request's, when strings (see identifier)
+	masterKeyID          string // request.body.encrypt's, when a string
 
 	// The top-level object's members, for ReadEnvelope.
 	members              int
@@ -295,17 +296,21 @@ func (r *reader) shapeOfNext(root *shape) *shape {
 	}
 }
 
-// identifier keeps request.project_id and request.cluster_id when they are strings (quoted, the string
-// just read), for those who log a decision: they need not read the document again.
+// identifier keeps request.project_id, request.cluster_id and request.body.encrypt.master_key_id when
+// they are strings (quoted, the string just read), for those who log a decision or gather the facts: they
+// need not read the document again.
 func (r *reader) identifier(quoted []byte) {
-	if len(r.stack) != 2 || !r.stack[0].object || r.stack[0].key != "request" || !r.stack[1].object {
+	s := r.stack
+	if len(s) < 2 || !s[0].object || s[0].key != "request" || !s[1].object {
 		return
 	}
-	switch r.stack[1].key {
-	case "project_id":
+	switch {
+	case len(s) == 2 && s[1].key == "project_id":
 		r.projectID = memberName(quoted)
-	case "cluster_id":
+	case len(s) == 2 && s[1].key == "cluster_id":
 		r.clusterID = memberName(quoted)
+	case len(s) == 4 && s[1].key == "body" && s[2].object && s[2].key == "encrypt" && s[3].object && s[3].key == "master_key_id":
+		r.masterKeyID = memberName(quoted)
 	}
 }
 

@@ -336,7 +336,7 @@ func (g *Gate) check(req *http.Request, r route) (*http.Response, error) {
 		return g.refuseBody(req, &ev, start, problem)
 	}
 	fwd := withBody(req, body)
-	f, err := g.gatherFacts(req.Context(), call, body)
+	f, err := g.gatherFacts(req.Context(), call, requestOnly.MasterKeyID())
 	if err != nil {
 		ev.Failure = "gathering facts: " + redact.Text(err.Error(), req.Header)
 		if ctxErr := req.Context().Err(); ctxErr != nil { // the caller gave up: no answer is wanted
@@ -475,10 +475,12 @@ func syntaxProblem(body []byte) string {
 	return "not one JSON value"
 }
 
-func (g *Gate) gatherFacts(ctx context.Context, call policy.Request, body []byte) (*facts.Facts, error) {
+// gatherFacts asks for the facts of the call's cluster and of keyID, the KMS key its body names ("" for
+// none).
+func (g *Gate) gatherFacts(ctx context.Context, call policy.Request, keyID string) (*facts.Facts, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	f, err := g.facts.Facts(ctx, facts.Request{ProjectID: call.ProjectID, ClusterID: call.ClusterID, KeyID: keyID(body)})
+	f, err := g.facts.Facts(ctx, facts.Request{ProjectID: call.ProjectID, ClusterID: call.ClusterID, KeyID: keyID})
 	if err != nil {
 		return nil, err
 	}
@@ -486,20 +488,6 @@ func (g *Gate) gatherFacts(ctx context.Context, call policy.Request, body []byte
 		f = &facts.Facts{}
 	}
 	return f, nil
-}
-
-// keyID is the KMS key the body names, for the key facts; "" when it names none.
-func keyID(body []byte) string {
-	var b struct {
-		Encrypt struct {
-			MasterKeyID any `json:"master_key_id"`
-		} `json:"encrypt"`
-	}
-	if json.Unmarshal(body, &b) != nil {
-		return ""
-	}
-	id, _ := b.Encrypt.MasterKeyID.(string)
-	return id
 }
 
 // evaluate decides on doc and forwards the call if lets says the decision lets it through.

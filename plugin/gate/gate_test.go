@@ -117,6 +117,35 @@ func TestAllowedCallIsForwardedUntouched(t *testing.T) {
 	}
 }
 
+// The facts are asked for the key the body names as the policy reads it: escapes decoded, nothing for a
+// key ID that is not a string or a body without one.
+func TestFactsAskedForTheKeyTheBodyNames(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ body, key string }{
+		{body, "0f3196c8-5c23-469f-84da-92ecd2499dce"},
+		{`{"encrypt":{"crypt_algorithm":"SMcompatible","master_key_id":"\u0030f3196c8-5c23-469f-84da-92ecd2499dce"}}`, "0f3196c8-5c23-469f-84da-92ecd2499dce"},
+		{`{"encrypt":{"crypt_algorithm":"SMcompatible","master_key_id":7}}`, ""},
+		{`{"encrypt":{"crypt_algorithm":"SMcompatible"},"master_key_id":"0f3196c8-5c23-469f-84da-92ecd2499dce"}`, ""},
+		{`{"encrypt":[{"master_key_id":"0f3196c8-5c23-469f-84da-92ecd2499dce"}]}`, ""},
+		{``, ""},
+	} {
+		var asked []string
+		var mu sync.Mutex
+		provider := facts.Func(func(ctx context.Context, r facts.Request) (*facts.Facts, error) {
+			mu.Lock()
+			asked = append(asked, r.KeyID)
+			mu.Unlock()
+			return exampleFacts("8.3.0.200").Facts(ctx, r)
+		})
+		up := newUpstream(t)
+		g := gate.New(nil, newEngine(t), gate.WithFacts(provider))
+		post(t, g, up.URL+"/v2/"+project+"/clusters/"+cluster+"/encrypt", c.body)
+		if len(asked) != 1 || asked[0] != c.key {
+			t.Errorf("body %s: the facts were asked for the keys %q, want [%q]", c.body, asked, c.key)
+		}
+	}
+}
+
 func TestDeniedCallNeverReachesTheServer(t *testing.T) {
 	up := newUpstream(t)
 	g := gate.New(nil, newEngine(t), gate.WithFacts(exampleFacts("8.3.0.199")))
