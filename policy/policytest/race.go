@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // WithoutRace names tests of a package that, in a test binary built with the race detector, run in a second
@@ -64,9 +65,24 @@ func (w WithoutRace) Delegate(t testing.TB) {
 	t.Skip("under -race this test runs in TestWithoutRace's binary, built without the race detector")
 }
 
+// forwardedFlags are the go test flags for the second binary: this run's -short, and its -timeout as what
+// is left of it (at least a second: -timeout 0 would mean none), so that the tests run as this binary's
+// would have.
+func forwardedFlags(short bool, deadline time.Time, hasDeadline bool) []string {
+	args := []string{"test", "-count=1", "-json"}
+	if short {
+		args = append(args, "-short")
+	}
+	if hasDeadline {
+		args = append(args, "-timeout", max(time.Until(deadline), time.Second).Round(time.Second).String())
+	}
+	return args
+}
+
 // Run, under the race detector, runs w's tests with go test in the current directory (the package's),
-// built without it, and fails t with their output unless each of them ran and passed. Without the race
-// detector it skips: the tests run in this binary.
+// built without it and given this run's -short and what is left of its -timeout, and fails t with their
+// output unless each of them ran and passed. Without the race detector it skips: the tests run in this
+// binary.
 func (w WithoutRace) Run(t *testing.T) {
 	t.Helper()
 	if !raceDetector {
@@ -74,7 +90,8 @@ func (w WithoutRace) Run(t *testing.T) {
 	}
 	t.Parallel()
 	pattern := "^(" + strings.Join(w, "|") + ")$"
-	cmd := GoCommand("test", "-count=1", "-json", "-run", pattern, ".")
+	deadline, hasDeadline := t.Deadline()
+	cmd := GoCommand(append(forwardedFlags(testing.Short(), deadline, hasDeadline), "-run", pattern, ".")...)
 	out, err := cmd.Output()
 	passed := map[string]bool{}
 	var output strings.Builder
