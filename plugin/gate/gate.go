@@ -163,6 +163,10 @@ func (g *Gate) RoundTrip(req *http.Request) (*http.Response, error) {
 		return g.refuseUnread(req, route{}, http.StatusBadRequest, CodeRouteRefused,
 			"precheck refuses a protocol upgrade ("+what+"): what is sent after the switch would reach the API unread, and the DWS API has no use for it")
 	}
+	if strings.EqualFold(req.Method, http.MethodConnect) {
+		return g.refuseUnread(req, route{}, http.StatusBadRequest, CodeRouteRefused,
+			"precheck refuses the CONNECT method: it makes the connection a tunnel whose bytes reach the other end unread, and the DWS API has no use for it")
+	}
 	r := readRoute(req.URL)
 	switch {
 	case r.unreadable != "":
@@ -250,8 +254,11 @@ func (g *Gate) passThrough(req *http.Request) (*http.Response, error) {
 	return g.send(req, req)
 }
 
-// bodyless are the methods whose requests have no body for any DWS API.
+// bodyless are the methods whose requests have no body for any DWS API; "" is GET, as net/http sends it.
 func bodyless(method string) bool {
+	if method == "" {
+		return true
+	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace} {
 		if strings.EqualFold(method, m) {
 			return true
@@ -298,9 +305,19 @@ func carriesBody(req *http.Request) (bool, error) {
 
 // closing is req to be sent on an upstream connection that is closed after it, so that no byte it leaves
 // behind (a body longer than announced, a second request in it) can be read as the next request.
+// The caller's own connection headers go: a "Connection: keep-alive" beside the transport's "close"
+// leaves the server to choose between the two, and one that names other headers makes an intermediary drop
+// them.
 func closing(req *http.Request) *http.Request {
 	fwd := *req
 	fwd.Close = true
+	fwd.Header = req.Header.Clone()
+	for k := range fwd.Header {
+		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
+		case "connection", "keep-alive", "proxy-connection":
+			delete(fwd.Header, k)
+		}
+	}
 	return &fwd
 }
 

@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,9 +306,11 @@ func TestBodyOnBodylessMethodRefused(t *testing.T) {
 	up := newUpstream(t)
 	g := gate.New(nil, newEngine(t))
 	smuggled := "POST /v2/" + project + "/clusters/" + cluster + "/encrypt HTTP/1.1\r\nHost: x\r\n\r\n" + body
-	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, "get"} {
+	// "" is GET to net/http's transport (NewRequest makes it "GET"; a caller can set it after).
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, "get", ""} {
 		for name, r := range map[string]io.Reader{"known length": strings.NewReader(smuggled), "unknown length": io.MultiReader(strings.NewReader(smuggled))} {
-			req, _ := http.NewRequest(method, up.URL+"/v1.0/"+project+"/clusters/"+cluster, r)
+			req, _ := http.NewRequest(http.MethodGet, up.URL+"/v1.0/"+project+"/clusters/"+cluster, r)
+			req.Method = method
 			resp, out := send(t, g, req)
 			if resp.StatusCode != 400 || (method != http.MethodHead && apiError(t, out).ErrorCode != gate.CodeUnexpectedBody) {
 				t.Errorf("%s, %s: %d %s", method, name, resp.StatusCode, out)
@@ -320,6 +324,83 @@ func TestBodyOnBodylessMethodRefused(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, up.URL+"/v1.0/"+project+"/clusters/"+cluster, io.MultiReader())
 	if resp, out := send(t, g, req); resp.StatusCode != 200 {
 		t.Errorf("GET with an empty body: %d %s", resp.StatusCode, out)
+	}
+}
+
+// TestRequestLineSplitRefused: net/http writes a space of an Opaque or a raw query on the request line as
+// it is, and servers that split the line at spaces route what comes before it.
+func TestRequestLineSplitRefused(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t)
+	g := gate.New(nil, newEngine(t), gate.WithFacts(exampleFacts("8.3.0.199")))
+	path := "/v2/" + project + "/clusters/" + cluster + "/encrypt"
+	for _, u := range []url.URL{{Opaque: path + " x"}, {Opaque: "/v1.0/" + project + " " + path}, {Path: "/v1.0/" + project, RawQuery: "a " + path}} {
+		req, _ := http.NewRequest(http.MethodPost, up.URL, strings.NewReader(body))
+		req.URL.Opaque, req.URL.Path, req.URL.RawQuery = u.Opaque, cmp.Or(u.Path, "/"), u.RawQuery
+		resp, out := send(t, g, req)
+		if e := apiError(t, out); resp.StatusCode != 400 || e.ErrorCode != gate.CodeRouteRefused {
+			t.Errorf("%q: %d %s", req.URL.RequestURI(), resp.StatusCode, out)
+		}
+	}
+	if up.hits.Load() != 0 {
+		t.Errorf("%d refused calls reached the server", up.hits.Load())
+	}
+}
+
+// TestConnectRefused: CONNECT makes the connection a tunnel, whatever the path, and a body sent with it
+// goes out unframed.
+func TestConnectRefused(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t)
+	g := gate.New(nil, newEngine(t), gate.WithFacts(exampleFacts("8.3.0.200")))
+	for _, method := range []string{http.MethodConnect, "connect"} {
+		for _, c := range []struct{ path, body string }{
+			{"/v1.0/" + project + "/clusters/" + cluster, ""},
+			{"/v1.0/" + project + "/clusters/" + cluster, "POST /v2/" + project + "/clusters/" + cluster + "/encrypt HTTP/1.1\r\nHost: x\r\n\r\n" + body},
+			{"/v2/" + project + "/clusters/" + cluster + "/encrypt", body},
+		} {
+			req, _ := http.NewRequest(method, up.URL+c.path, strings.NewReader(c.body))
+			resp, out := send(t, g, req)
+			if e := apiError(t, out); resp.StatusCode != 400 || e.ErrorCode != gate.CodeRouteRefused {
+				t.Errorf("%s %s: %d %s", method, c.path, resp.StatusCode, out)
+			}
+		}
+	}
+	if up.hits.Load() != 0 {
+		t.Errorf("%d refused calls reached the server", up.hits.Load())
+	}
+}
+
+// TestPassedThroughBodyClosesTheConnection: a passed-through request with a body asks the server to close
+// the connection after it, and only that: the caller's own connection headers do not go with it.
+func TestPassedThroughBodyClosesTheConnection(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t)
+	g := gate.New(nil, newEngine(t))
+	req, _ := http.NewRequest(http.MethodPost, up.URL+"/v2/"+project+"/clusters", strings.NewReader(`{"cluster": {}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header["Connection"] = []string{"keep-alive"}
+	req.Header["connection"] = []string{"Content-Length"}
+	req.Header["Keep-Alive"] = []string{"timeout=5"}
+	req.Header["Proxy_Connection"] = []string{"keep-alive"}
+	req.Header.Set("X-Kept", "1")
+	if resp, out := send(t, g, req); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	var seen []string
+	for k, vs := range up.header {
+		for _, v := range vs {
+			seen = append(seen, k+": "+v)
+		}
+	}
+	slices.Sort(seen)
+	for _, line := range seen {
+		if n := strings.ToLower(line); strings.HasPrefix(n, "keep-alive") || strings.HasPrefix(n, "proxy") || strings.HasPrefix(n, "connection") && n != "connection: close" {
+			t.Errorf("the server saw %q; the headers it got: %q", line, seen)
+		}
+	}
+	if up.header.Get("X-Kept") != "1" || req.Header.Get("Connection") != "keep-alive" {
+		t.Errorf("other headers changed, or the caller's request: %q, %v", seen, req.Header)
 	}
 }
 

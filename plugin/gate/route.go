@@ -40,9 +40,62 @@ type call struct {
 	prefixOnly bool
 }
 
-// readRoute reads the path of u as it goes on the wire.
+// readRoute reads the path of u as it goes on the wire. An absolute request target (an Opaque
+// "//host/path", which net/http writes as "http://host/path", or an Opaque "http://host/path") is read
+// twice: as the path after the host, as servers that parse it do, and whole, split at its slashes, as
+// servers that take it for a path do. The gate decides only when the two readings agree.
 func readRoute(u *url.URL) route {
-	raw := wirePath(u)
+	if target := u.RequestURI(); splitsRequestLine(target) {
+		return route{unreadable: fmt.Sprintf("the request target %q holds a space or a control character, which splits or ends the request line where servers differ", target)}
+	}
+	r := readPath(wirePath(u))
+	if afterHost, whole, ok := absoluteTarget(u.Opaque); ok && r.unreadable == "" {
+		a, w := readPath(afterHost), readPath(whole)
+		switch {
+		case a.unreadable != "":
+			return a
+		case w.unreadable != "":
+			return w
+		case a.guarded != w.guarded || a.projectID != w.projectID || a.clusterID != w.clusterID:
+			ca := call{ok: a.guarded, projectID: a.projectID, clusterID: a.clusterID}
+			cw := call{ok: w.guarded, projectID: w.projectID, clusterID: w.clusterID}
+			return route{guarded: true, unreadable: disagreement(u.Opaque, ca, cw)}
+		}
+	}
+	return r
+}
+
+// splitsRequestLine says whether target, as net/http writes it on the request line, holds a byte that
+// ends it for some servers and not for others: a space (net/http lets one through in an Opaque or a raw
+// query; the JDK's server takes the target to the second space and ignores the rest), a tab or another
+// control character.
+func splitsRequestLine(target string) bool {
+	for _, c := range []byte(target) {
+		if c <= ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// absoluteTarget splits an Opaque that makes an absolute request target into the path after its host and
+// the whole target without the scheme's "//"; ok is false for any other Opaque.
+func absoluteTarget(opaque string) (afterHost, whole string, ok bool) {
+	rest, ok := strings.CutPrefix(opaque, "//")
+	if !ok {
+		i := strings.Index(opaque, "://")
+		if i <= 0 || strings.ContainsAny(opaque[:i], "/\\?#") {
+			return "", "", false
+		}
+		rest = opaque[i+3:]
+	}
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		afterHost = rest[j:]
+	}
+	return afterHost, rest, true
+}
+
+func readPath(raw string) route {
 	if plain(raw) { // what nearly every client sends
 		return readPlain(raw)
 	}
@@ -342,8 +395,12 @@ func resolveDots(segs []string) []string {
 // in the last segment, without a format suffix ("encrypt.json") or whatever follows a ';', a '?' or a '#'
 // decoded from an escape. A path that goes on after such an "encrypt" (.../encrypt/x) is the call too, as a
 // front end that routes by prefix reads it: the gate refuses it, since no reading agrees on it.
+//
+// The first such run of segments decides: a path with a second one after it, such as
+// /v2/{a}/clusters/{b}/encrypt/v2/{c}/clusters/{d}/encrypt, is the call on b to a server that routes by
+// prefix, whatever comes after.
 func match(segs []string) call {
-	for i := len(segs) - 5; i >= 0; i-- {
+	for i := 0; i+5 <= len(segs); i++ {
 		last := segs[i+4]
 		if j := strings.IndexAny(last, ".;?#"); j >= 0 {
 			last = last[:j]

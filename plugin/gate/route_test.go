@@ -60,6 +60,9 @@ func TestReadRoute(t *testing.T) {
 		{name: "encrypt-info under v2", path: base + "/encrypt-info", want: passes},
 		{name: "encrypted", path: base + "/encrypted", want: passes},
 		{name: "below encrypt, as a prefix router reads it", path: base + "/encrypt/x", want: refused},
+		// A prefix router executes the first call on its cluster; the last one names another.
+		{name: "a second call after the first", path: base + "/encrypt/v2/0a1b2c3d4e5f60718293a4b5c6d7e8f9/clusters/11111111-2222-3333-4444-555555555555/encrypt", want: refused},
+		{name: "the same call twice", path: base + "/encrypt" + base + "/encrypt", want: refused},
 		{name: "trimmed spaces in a middle segment", path: "/v2/" + p + "/clusters%20/" + c + "/encrypt", want: decided},
 		{name: "a trailing dot in a middle segment", path: "/v2./" + p + "/clusters./" + c + "/encrypt", want: decided},
 		{name: "a backslash inside an ID", path: "/v2/" + p + `\x/clusters/` + c + "/encrypt", want: refused},
@@ -103,6 +106,8 @@ func TestReadRouteReadsTheWire(t *testing.T) {
 	}{
 		{"Opaque", &url.URL{Scheme: "https", Host: "h", Opaque: "/v2/" + p + "/clusters/" + c + "/encrypt", Path: "/"}, true},
 		{"Opaque absolute", &url.URL{Scheme: "https", Host: "h", Opaque: "//h/v2/" + p + "/clusters/" + c + "/encrypt", Path: "/"}, true},
+		{"Opaque absolute with a scheme", &url.URL{Scheme: "https", Host: "h", Opaque: "https://h/v2/" + p + "/clusters/" + c + "/encrypt", Path: "/"}, true},
+		{"Opaque absolute, another call", &url.URL{Scheme: "https", Host: "h", Opaque: "//h/v1.0/" + p + "/clusters/" + c, Path: "/"}, false},
 		{"backslashes", &url.URL{Scheme: "https", Host: "h", Opaque: `\v2\` + p + `\clusters\` + c + `\encrypt`}, true},
 		{"Path with a literal %2F", &url.URL{Scheme: "https", Host: "h", Path: "/v2/" + p + "/clusters/x%2F" + c + "/encrypt"}, true},
 		{"Opaque with a query mark", &url.URL{Scheme: "https", Host: "h", Opaque: "/v2/" + p + "/clusters/" + c + "/encrypt?/x"}, true},
@@ -122,6 +127,18 @@ func TestReadRouteReadsTheWire(t *testing.T) {
 		{Opaque: "/v2/" + p + "/clusters/" + c + "/encrypt?/x"},
 		// Servers truncate at a NUL, or refuse it.
 		{Opaque: "/v2/" + p + "/clusters/" + c + "/encrypt\x00/x"},
+		// An absolute target whose host is "v2": the path after the host is another call, the target read
+		// whole as a path is the encrypt call.
+		{Scheme: "http", Host: "h", Opaque: "//v2/" + p + "/clusters/" + c + "/encrypt", Path: "/"},
+		{Scheme: "http", Host: "h", Opaque: "http://v2/" + p + "/clusters/" + c + "/encrypt", Path: "/"},
+		// A space splits the request line: the JDK's server routes the target up to it.
+		{Opaque: "/v2/" + p + "/clusters/" + c + "/encrypt x"},
+		{Opaque: "/v1.0/" + p + "/clusters/" + c + " /v2/" + p + "/clusters/" + c + "/encrypt"},
+		{Opaque: "//h/v2/" + p + "/clusters/" + c + "/encrypt HTTP/1.1 x"},
+		{Path: "/v1.0/" + p + "/clusters/" + c, RawQuery: "a /v2/" + p + "/clusters/" + c + "/encrypt"},
+		{Opaque: "/v1.0/x\ty"},
+		// A backslash ends the host for a WHATWG URL parser, not for Go's.
+		{Scheme: "http", Host: "h", Opaque: `//h\v2/` + p + "/clusters/" + c + "/encrypt", Path: "/"},
 		// IIS decodes %uXXXX; the others refuse it or read it literally.
 		{Opaque: "/v2/" + p + "/clusters/" + c + "/%u0065ncrypt"},
 		{Opaque: "/v2/" + p + "/clusters/" + c + "/%U0065%u006E%u0063rypt"},
@@ -140,10 +157,16 @@ func cmpOr(a, b string) string {
 }
 
 func FuzzReadRoute(f *testing.F) {
-	for _, s := range []string{"/v2/p/clusters/c/encrypt", "/v2/p/clusters/a%2Fb/encrypt", "/a/../v2/p/clusters/c/encrypt;x", "/%25%32%46", "//v2//p/clusters/c/ENCRYPT.json/"} {
+	for _, s := range []string{"/v2/p/clusters/c/encrypt", "/v2/p/clusters/a%2Fb/encrypt", "/a/../v2/p/clusters/c/encrypt;x", "/%25%32%46",
+		"//v2//p/clusters/c/ENCRYPT.json/", "//v2/p/clusters/c/encrypt", "http://h/v2/p/clusters/c/encrypt/v2/q/clusters/d/encrypt"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
+		// The path as a Go client's Opaque too: net/http writes it on the request line as it is.
+		opaque := readRoute(&url.URL{Scheme: "http", Host: "h", Opaque: path, Path: "/"})
+		if opaque.unreadable == "" && opaque.guarded && (opaque.projectID == "" || opaque.clusterID == "") {
+			t.Errorf("Opaque %q decided with empty IDs: %+v", path, opaque)
+		}
 		u, err := url.Parse(path)
 		if err != nil {
 			return

@@ -538,6 +538,10 @@ func pathCases() []Case {
 		cs = append(cs, Case{Name: "path/id-swap-" + sep + "/regulated-generalCipher", Class: "path", Method: http.MethodPost, Target: target,
 			Header: jsonUTF8, Body: []byte(bodyOf(allowed(DefaultProject)))})
 	}
+	// The default tenant's allowed call after the regulated project's path: a subtree router executes the
+	// first call, a reader that takes the last one decides on the second.
+	cs = append(cs, Case{Name: "path/second-call-after-the-first/regulated-generalCipher", Class: "path", Method: http.MethodPost,
+		Target: encryptPath(RegulatedProject) + encryptPath(DefaultProject), Header: jsonUTF8, Body: []byte(bodyOf(allowed(DefaultProject)))})
 	// What only a Go client can do: a URL whose Path says "/" while its Opaque puts the call on the wire.
 	for _, r := range []call{refusedCalls[0], refusedCalls[2]} {
 		cs = append(cs, Case{Name: "opaque/url-opaque/" + r.why, Class: "opaque", Method: http.MethodPost, Target: encryptPath(r.project),

@@ -37,6 +37,7 @@ type pathRules struct {
 	fold        bool // literal segments match whatever their letter case
 	suffix      bool // the last segment may be encrypt.<anything>, and a trailing slash is ignored (Spring)
 	noSlash     bool // an encoded slash (%2F) is refused (Tomcat's default)
+	subtree     bool // segments after "encrypt" are the handler's too (ServeMux's ".../encrypt/" pattern)
 }
 
 // methodRules say which methods reach the handler.
@@ -96,6 +97,8 @@ func methodMatches(r *http.Request, m methodRules) bool {
 //	exact       Go's ServeMux with "POST /v2/{project_id}/clusters/{cluster_id}/encrypt": segments decoded one
 //	            by one (%2F stays inside its segment), no dot segments or empty segments, POST only
 //	any-method  the same path registered without a method: every method reaches the handler
+//	subtree     the same as a subtree, "POST /v2/{project_id}/clusters/{cluster_id}/encrypt/": whatever
+//	            follows "encrypt/" reaches the handler too
 //	case        a case-insensitive framework: the method ("post") and the literal segments ("/V2/", "/ENCRYPT")
 //	decode      nginx-like normalisation: the whole path percent-decoded (%2F, %2e, %3F), then "//" merged and
 //	            dot segments resolved
@@ -113,6 +116,7 @@ func Routers() []Router {
 		collapse: true, dots: true, fold: true, suffix: true}
 	return []Router{
 		router("exact", methodRules{}, pathRules{}, false),
+		router("subtree", methodRules{}, pathRules{subtree: true}, false),
 		router("any-method", methodRules{any: true}, pathRules{}, false),
 		router("case", methodRules{fold: true}, pathRules{fold: true}, false),
 		router("decode", methodRules{}, pathRules{decodeAll: 1, cut: true, collapse: true, dots: true}, false),
@@ -215,7 +219,7 @@ func matchPath(target string, p pathRules) (Route, bool) {
 	if p.suffix && len(segs) > 0 && segs[len(segs)-1] == "" {
 		segs = segs[:len(segs)-1]
 	}
-	if len(segs) != 5 {
+	if len(segs) < 5 || len(segs) > 5 && !p.subtree {
 		return Route{}, false
 	}
 	lit := func(got, want string) bool {

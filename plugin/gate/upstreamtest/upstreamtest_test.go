@@ -26,7 +26,7 @@ func TestBypassModelRouters(t *testing.T) {
 		request string
 		routers []string // the routers that route it to the encrypt call on (p, c)
 	}{
-		{"POST /v2/" + p + "/clusters/" + c + "/encrypt HTTP/1.1\r\n", []string{"exact", "any-method", "case", "decode", "tomcat", "spring", "iis", "override", "rewrite", "lenient"}},
+		{"POST /v2/" + p + "/clusters/" + c + "/encrypt HTTP/1.1\r\n", []string{"exact", "subtree", "any-method", "case", "decode", "tomcat", "spring", "iis", "override", "rewrite", "lenient"}},
 		{"GET /v2/" + p + "/clusters/" + c + "/encrypt HTTP/1.1\r\n", []string{"any-method"}},
 		{"post /v2/" + p + "/clusters/" + c + "/encrypt HTTP/1.1\r\n", []string{"any-method", "case", "iis", "lenient"}},
 		{"POST /V2/" + p + "/clusters/" + c + "/ENCRYPT HTTP/1.1\r\n", []string{"case", "iis", "lenient"}},
@@ -42,6 +42,7 @@ func TestBypassModelRouters(t *testing.T) {
 		{"POST /v2/" + p + "/clusters/" + c + "/%2565ncrypt HTTP/1.1\r\n", []string{"lenient"}},
 		{"GET /v2/" + p + "/clusters/" + c + "/encrypt HTTP/1.1\r\nX-HTTP-Method-Override: post\r\n", []string{"any-method", "override", "lenient"}},
 		{"POST /v2/" + p + "/clusters HTTP/1.1\r\nX-Original-URL: /v2/" + p + "/clusters/" + c + "/encrypt\r\n", []string{"rewrite", "lenient"}},
+		{"POST /v2/" + p + "/clusters/" + c + "/encrypt/v2/" + DefaultProject + "/clusters/" + c + "/encrypt HTTP/1.1\r\n", []string{"subtree"}},
 		{"POST /v2/" + p + "/clusters/" + c + "/encrypt-info HTTP/1.1\r\n", nil},
 		{"GET /v1.0/" + p + "/clusters/" + c + " HTTP/1.1\r\n", nil},
 	} {
