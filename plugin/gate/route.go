@@ -95,11 +95,23 @@ func absoluteTarget(opaque string) (afterHost, whole string, ok bool) {
 	return afterHost, rest, true
 }
 
+// readPath reads one path every way (readPlain or readEveryWay). Those readings merge empty segments, as
+// most servers do; a router that keeps them may bind an empty ID instead ("/v2//clusters/{c}/encrypt"), so
+// such a path is refused too.
 func readPath(raw string) route {
+	r, forms := route{}, []string{raw}
 	if plain(raw) { // what nearly every client sends
-		return readPlain(raw)
+		r = readPlain(raw)
+	} else {
+		r = readEveryWay(raw)
+		forms, _ = decodings(raw)
 	}
-	return readEveryWay(raw)
+	for _, form := range forms {
+		if c := match(strings.Split(form, "/")); r.unreadable == "" && c.ok && (c.projectID == "" || c.clusterID == "") {
+			return route{guarded: true, unreadable: fmt.Sprintf("the path %q is the encrypt call with an empty ID to a server that keeps empty segments", raw)}
+		}
+	}
+	return r
 }
 
 // readPlain reads a plain path (see plain), which every reading of readEveryWay reads the same way.

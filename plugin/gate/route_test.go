@@ -62,6 +62,10 @@ func TestReadRoute(t *testing.T) {
 		{name: "below encrypt, as a prefix router reads it", path: base + "/encrypt/x", want: refused},
 		// A prefix router executes the first call on its cluster; the last one names another.
 		{name: "a second call after the first", path: base + "/encrypt/v2/0a1b2c3d4e5f60718293a4b5c6d7e8f9/clusters/11111111-2222-3333-4444-555555555555/encrypt", want: refused},
+		// A router that keeps empty segments binds an empty ID.
+		{name: "empty project", path: "/v2//clusters/" + c + "/encrypt", want: refused},
+		{name: "empty cluster", path: "/v2/" + p + "/clusters//encrypt", want: refused},
+		{name: "empty cluster, encoded", path: "/v2/" + p + "/clusters//%65ncrypt", want: refused},
 		{name: "the same call twice", path: base + "/encrypt" + base + "/encrypt", want: refused},
 		{name: "trimmed spaces in a middle segment", path: "/v2/" + p + "/clusters%20/" + c + "/encrypt", want: decided},
 		{name: "a trailing dot in a middle segment", path: "/v2./" + p + "/clusters./" + c + "/encrypt", want: decided},
