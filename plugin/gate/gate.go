@@ -222,12 +222,15 @@ func upgrade(h http.Header) string {
 func headerValues(h http.Header, name string) []string {
 	var out []string
 	for k, vs := range h {
-		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), name) {
+		if sameHeader(k, name) {
 			out = append(out, vs...)
 		}
 	}
 	return out
 }
+
+// sameHeader says whether a server may take the key k, as a transport writes it, for the header name.
+func sameHeader(k, name string) bool { return strings.EqualFold(strings.ReplaceAll(k, "_", "-"), name) }
 
 // passThrough forwards a request the gate does not guard, as long as it carries nothing a server could
 // read as a second request.
@@ -313,8 +316,7 @@ func closing(req *http.Request) *http.Request {
 	fwd.Close = true
 	fwd.Header = req.Header.Clone()
 	for k := range fwd.Header {
-		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
-		case "connection", "keep-alive", "proxy-connection":
+		if sameHeader(k, "Connection") || sameHeader(k, "Keep-Alive") || sameHeader(k, "Proxy-Connection") {
 			delete(fwd.Header, k)
 		}
 	}

@@ -48,21 +48,25 @@ func readRoute(u *url.URL) route {
 	if target := u.RequestURI(); splitsRequestLine(target) {
 		return route{unreadable: fmt.Sprintf("the request target %q holds a space or a control character, which splits or ends the request line where servers differ", target)}
 	}
-	r := readPath(wirePath(u))
-	if afterHost, whole, ok := absoluteTarget(u.Opaque); ok && r.unreadable == "" {
-		a, w := readPath(afterHost), readPath(whole)
-		switch {
-		case a.unreadable != "":
-			return a
-		case w.unreadable != "":
-			return w
-		case a.guarded != w.guarded || a.projectID != w.projectID || a.clusterID != w.clusterID:
-			ca := call{ok: a.guarded, projectID: a.projectID, clusterID: a.clusterID}
-			cw := call{ok: w.guarded, projectID: w.projectID, clusterID: w.clusterID}
-			return route{guarded: true, unreadable: disagreement(u.Opaque, ca, cw)}
-		}
+	afterHost, whole, absolute := absoluteTarget(u.Opaque)
+	if !absolute {
+		return readPath(wirePath(u))
 	}
-	return r
+	a, w := readPath(afterHost), readPath(whole)
+	switch {
+	case a.unreadable != "":
+		return a
+	case w.unreadable != "":
+		return w
+	case a.call() != w.call():
+		return route{guarded: true, unreadable: disagreement(u.Opaque, a.call(), w.call())}
+	}
+	return a
+}
+
+// call is the reading of a readable route as a call.
+func (r route) call() call {
+	return call{ok: r.guarded, projectID: r.projectID, clusterID: r.clusterID}
 }
 
 // splitsRequestLine says whether target, as net/http writes it on the request line, holds a byte that
@@ -95,32 +99,38 @@ func absoluteTarget(opaque string) (afterHost, whole string, ok bool) {
 	return afterHost, rest, true
 }
 
-// readPath reads one path every way (readPlain or readEveryWay). Those readings merge empty segments, as
-// most servers do; a router that keeps them may bind an empty ID instead ("/v2//clusters/{c}/encrypt"), so
-// such a path is refused too.
 func readPath(raw string) route {
-	r, forms := route{}, []string{raw}
 	if plain(raw) { // what nearly every client sends
-		r = readPlain(raw)
-	} else {
-		r = readEveryWay(raw)
-		forms, _ = decodings(raw)
+		return readPlain(raw)
 	}
-	for _, form := range forms {
-		if c := match(strings.Split(form, "/")); r.unreadable == "" && c.ok && (c.projectID == "" || c.clusterID == "") {
-			return route{guarded: true, unreadable: fmt.Sprintf("the path %q is the encrypt call with an empty ID to a server that keeps empty segments", raw)}
-		}
-	}
-	return r
+	return readEveryWay(raw)
 }
 
 // readPlain reads a plain path (see plain), which every reading of readEveryWay reads the same way.
 func readPlain(raw string) route {
 	c := match(collapse(strings.Split(raw, "/")))
-	if c.prefixOnly {
+	switch {
+	case c.prefixOnly:
 		return route{guarded: true, unreadable: prefixProblem(raw)}
+	case bindsEmptyID([]string{raw}):
+		return route{guarded: true, unreadable: emptyIDProblem(raw)}
 	}
 	return route{guarded: c.ok, projectID: c.projectID, clusterID: c.clusterID}
+}
+
+// bindsEmptyID says whether a router that keeps empty segments, which every reading here merges as most
+// servers do, reads one of the forms as the encrypt call with an empty ID ("/v2//clusters/{c}/encrypt").
+func bindsEmptyID(forms []string) bool {
+	for _, form := range forms {
+		if c := match(strings.Split(form, "/")); c.ok && (c.projectID == "" || c.clusterID == "") {
+			return true
+		}
+	}
+	return false
+}
+
+func emptyIDProblem(raw string) string {
+	return fmt.Sprintf("the path %q is the encrypt call with an empty ID to a server that keeps empty segments", raw)
 }
 
 func prefixProblem(raw string) string {
@@ -148,26 +158,22 @@ func readEveryWay(raw string) route {
 	if trouble != "" && (r.guarded || mayBeEncrypt(forms)) {
 		r.unreadable = fmt.Sprintf("the path %q %s", raw, trouble)
 	}
+	if r.unreadable == "" && bindsEmptyID(forms) {
+		r.guarded, r.unreadable = true, emptyIDProblem(raw)
+	}
 	if r.guarded && r.unreadable == "" {
 		r.projectID, r.clusterID = first.projectID, first.clusterID
 	}
 	return r
 }
 
-// wirePath is the path as the transport writes it into the request line: net/http sends the Opaque form
-// when there is one (an absolute URL when it starts with "//"), and the escaped path otherwise.
+// wirePath is the path as the transport writes it into the request line, for a target that is not
+// absolute (see absoluteTarget): the Opaque form when there is one, and the escaped path otherwise.
 func wirePath(u *url.URL) string {
-	p := u.EscapedPath()
 	if u.Opaque != "" {
-		p = u.Opaque
-		if rest, ok := strings.CutPrefix(p, "//"); ok { // "//host/path": the path begins after the host
-			p = ""
-			if i := strings.IndexByte(rest, '/'); i >= 0 {
-				p = rest[i:]
-			}
-		}
+		return u.Opaque
 	}
-	return p
+	return u.EscapedPath()
 }
 
 // plain says whether no server could read raw any other way than by splitting it at its slashes: it has

@@ -539,7 +539,7 @@ func pathCases() []Case {
 			Header: jsonUTF8, Body: []byte(bodyOf(allowed(DefaultProject)))})
 	}
 	// The default tenant's allowed call after the regulated project's path: a subtree router executes the
-	// first call, a reader that takes the last one decides on the second.
+	// first call; a gate that reads the last one decides on the second.
 	cs = append(cs, Case{Name: "path/second-call-after-the-first/regulated-generalCipher", Class: "path", Method: http.MethodPost,
 		Target: encryptPath(RegulatedProject) + encryptPath(DefaultProject), Header: jsonUTF8, Body: []byte(bodyOf(allowed(DefaultProject)))})
 	// What only a Go client can do: a URL whose Path says "/" while its Opaque puts the call on the wire.

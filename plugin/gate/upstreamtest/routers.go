@@ -97,8 +97,8 @@ func methodMatches(r *http.Request, m methodRules) bool {
 //	exact       Go's ServeMux with "POST /v2/{project_id}/clusters/{cluster_id}/encrypt": segments decoded one
 //	            by one (%2F stays inside its segment), no dot segments or empty segments, POST only
 //	any-method  the same path registered without a method: every method reaches the handler
-//	subtree     the same as a subtree, "POST /v2/{project_id}/clusters/{cluster_id}/encrypt/": whatever
-//	            follows "encrypt/" reaches the handler too
+//	subtree     ServeMux with the subtree pattern "POST /v2/{project_id}/clusters/{cluster_id}/encrypt/":
+//	            whatever follows "encrypt/" reaches the handler too
 //	case        a case-insensitive framework: the method ("post") and the literal segments ("/V2/", "/ENCRYPT")
 //	decode      nginx-like normalisation: the whole path percent-decoded (%2F, %2e, %3F), then "//" merged and
 //	            dot segments resolved
