@@ -123,6 +123,7 @@ func TestAllowedCallIsForwardedUntouched(t *testing.T) {
 // key ID that is not a string or a body without one.
 func TestFactsAskedForTheKeyTheBodyNames(t *testing.T) {
 	t.Parallel()
+	up, eng := newUpstream(t), newEngine(t)
 	for _, c := range []struct{ body, key string }{
 		{body, "0f3196c8-5c23-469f-84da-92ecd2499dce"},
 		{`{"encrypt":{"crypt_algorithm":"SMcompatible","master_key_id":"\u0030f3196c8-5c23-469f-84da-92ecd2499dce"}}`, "0f3196c8-5c23-469f-84da-92ecd2499dce"},
@@ -131,16 +132,12 @@ func TestFactsAskedForTheKeyTheBodyNames(t *testing.T) {
 		{`{"encrypt":[{"master_key_id":"0f3196c8-5c23-469f-84da-92ecd2499dce"}]}`, ""},
 		{``, ""},
 	} {
-		var asked []string
-		var mu sync.Mutex
+		var asked []string // the provider is called on the caller's goroutine
 		provider := facts.Func(func(ctx context.Context, r facts.Request) (*facts.Facts, error) {
-			mu.Lock()
 			asked = append(asked, r.KeyID)
-			mu.Unlock()
 			return exampleFacts("8.3.0.200").Facts(ctx, r)
 		})
-		up := newUpstream(t)
-		g := gate.New(nil, newEngine(t), gate.WithFacts(provider))
+		g := gate.New(nil, eng, gate.WithFacts(provider))
 		post(t, g, up.URL+"/v2/"+project+"/clusters/"+cluster+"/encrypt", c.body)
 		if len(asked) != 1 || asked[0] != c.key {
 			t.Errorf("body %s: the facts were asked for the keys %q, want [%q]", c.body, asked, c.key)
