@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -145,7 +148,12 @@ func isTest(m bundle.ModuleFile) bool { return strings.HasSuffix(m.Path, "_test.
 // config the bundle must be signed (.signatures.json) by one of its keys, and every file must match its
 // signature; an unsigned or tampered bundle is a PolicyError and nothing of it is used.
 func ReadBundle(r io.Reader, source string, verify *bundle.VerificationConfig) (*Policy, error) {
-	reader := bundle.NewReader(r).
+	raw, err := readTarball(r)
+	if err != nil {
+		return nil, &PolicyError{Source: source, Problems: []string{err.Error()}}
+	}
+	reader := bundle.NewCustomReader(tarballLoader(raw)).
+		WithSizeLimitBytes(MaxBundleBytes).
 		WithProcessAnnotations(true).
 		WithRegoVersion(ast.RegoV1).
 		WithBundleVerificationConfig(verify).
@@ -173,7 +181,55 @@ func readPath(p string) (*bundle.Bundle, error) {
 		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
 	}
 	defer f.Close()
-	return read(bundle.NewTarballLoaderWithBaseURL(f, ""), "", p)
+	raw, err := readTarball(f)
+	if err != nil {
+		return nil, &PolicyError{Source: p, Problems: []string{err.Error()}}
+	}
+	return read(tarballLoader(raw), "", p)
+}
+
+// MaxBundleBytes bounds a bundle file: its size, and what it holds once decompressed (every file and
+// every tar header). OPA's reader holds all of a tarball's files in memory before it checks a signature, and
+// allocates what a tar header claims, so without the bound a gzip bomb, or a header of a few bytes that
+// claims a terabyte, would exhaust memory before the signature could refuse the bundle.
+const MaxBundleBytes = 64 << 20
+
+// readTarball reads a bundle file whole, and refuses it when it, or what it decompresses to, is over
+// MaxBundleBytes. A file that is not a gzipped tar is left to OPA's reader, which says what is wrong with it.
+func readTarball(r io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, MaxBundleBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the bundle: %w", err)
+	}
+	if len(raw) > MaxBundleBytes {
+		return nil, fmt.Errorf("the bundle is over the limit of %d bytes", MaxBundleBytes)
+	}
+	over := fmt.Errorf("the bundle decompresses to more than the limit of %d bytes", MaxBundleBytes)
+	gz, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return raw, nil
+	}
+	content := &io.LimitedReader{R: gz, N: MaxBundleBytes + 1}
+	tr := tar.NewReader(content)
+	var claimed int64
+	for {
+		h, err := tr.Next()
+		if content.N == 0 {
+			return nil, over
+		}
+		if err != nil { // io.EOF, or an archive OPA's reader will refuse in the same place
+			return raw, nil
+		}
+		if claimed += h.Size; h.Size < 0 || claimed > MaxBundleBytes {
+			return nil, over
+		}
+	}
+}
+
+// tarballLoader reads a bundle file's files as OPA's bundle reader does, refusing one that claims to be
+// over MaxBundleBytes before it allocates anything for it.
+func tarballLoader(raw []byte) bundle.DirectoryLoader {
+	return bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithSizeLimitBytes(MaxBundleBytes)
 }
 
 // readFS reads a bundle tree from the root of fsys. Its module names are those of the embedded default

@@ -1,11 +1,16 @@
 package policy_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -473,3 +478,57 @@ func TestRevisionHoweverPathIsSpelt(t *testing.T) {
 		t.Errorf("bundle.tar.gz: revision %s, want %s", p.Revision(), tarRevision)
 	}
 }
+
+// A bundle is bounded before OPA's reader, which holds every file in memory before it checks a signature,
+// sees any of it: a tar header of a few bytes that claims a terabyte would make it allocate the terabyte
+// (the process dies of it), and a gzip bomb would be decompressed whole. Not parallel: it measures what
+// the process allocates.
+func TestBundleOverTheLimitIsRefused(t *testing.T) {
+	tarball := func(sizes map[string]int64, content bool) []byte {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		tw := tar.NewWriter(zw)
+		for _, name := range slices.Sorted(maps.Keys(sizes)) {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: sizes[name], Typeflag: tar.TypeReg})
+			if content {
+				io.Copy(tw, io.LimitReader(zeros{}, sizes[name]))
+			}
+		}
+		tw.Flush() // no Close: a header that claims more than follows ends the archive early
+		zw.Close()
+		return buf.Bytes()
+	}
+	claims := tarball(map[string]int64{"/data.json": 1 << 40}, false)
+	bomb := tarball(map[string]int64{"/a/data.json": 33 << 20, "/b/data.json": 33 << 20}, true)
+	t.Logf("a claim of 1 TiB in %d bytes, a bomb of 66 MiB in %d bytes", len(claims), len(bomb))
+	path := filepath.Join(t.TempDir(), "bomb.tar.gz")
+	if err := os.WriteFile(path, bomb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, read := range map[string]func() error{
+		"claim":     func() error { _, err := policy.ReadBundle(bytes.NewReader(claims), "claim", nil); return err },
+		"bomb":      func() error { _, err := policy.ReadBundle(bytes.NewReader(bomb), "bomb", nil); return err },
+		"bomb file": func() error { _, err := policy.Load(path); return err },
+		"over limit": func() error {
+			_, err := policy.ReadBundle(io.LimitReader(zeros{}, policy.MaxBundleBytes+1), "big", nil)
+			return err
+		},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := read()
+		runtime.ReadMemStats(&after)
+		var perr *policy.PolicyError
+		if !errors.As(err, &perr) || !strings.Contains(err.Error(), "limit of 67108864 bytes") {
+			t.Errorf("%s: %v, want a PolicyError naming the limit", name, err)
+		}
+		// The file over the limit is read up to it (64 MiB); the others must not be held in memory.
+		if grew := after.TotalAlloc - before.TotalAlloc; name != "over limit" && grew > 16<<20 {
+			t.Errorf("%s: %d MiB allocated while refusing it", name, grew>>20)
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math/bits"
@@ -170,8 +169,7 @@ func (b *BundleService) load(ctx context.Context) (*policy.Policy, error) {
 	default:
 		return nil, fmt.Errorf("bundle %s: %s", b.URL, resp.Status)
 	}
-	const maxBundle = 64 << 20
-	p, err := policy.ReadBundle(io.LimitReader(resp.Body, maxBundle), b.URL, b.Verify)
+	p, err := policy.ReadBundle(resp.Body, b.URL, b.Verify) // at most policy.MaxBundleBytes of it
 	if err != nil {
 		return nil, err
 	}
