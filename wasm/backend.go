@@ -80,9 +80,11 @@ type backend struct {
 	// a module it has seen (a reload of an unchanged policy) does not compile it again.
 	cache wazero.CompilationCache
 
-	mu   sync.Mutex
-	last *Module // the last compiled policy, by revision: OPA's compiler is the slow part of a reload
-	rev  string
+	mu sync.Mutex
+	// last is the last compiled policy, by its content (ContentDigest): OPA's compiler is the slow part of
+	// a reload.
+	last    *Module
+	content string
 	// degraded holds the revisions the watchdog switched to the interruptible code: the switch is for
 	// good, so a new engine or a reload of the same revision starts on that code.
 	degraded map[string]*opahost.Degradation
@@ -149,7 +151,7 @@ func (b *backend) compile(ctx context.Context, p *policy.Policy) (wasm []byte, m
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.last != nil && b.rev == p.Revision() {
+	if b.last != nil && b.content == p.ContentDigest() { // not the revision: a manifest may keep it for new rules
 		return b.last.wasm, b.cache, none, nil
 	}
 	if b.cfg.Cache != nil {
@@ -157,14 +159,14 @@ func (b *backend) compile(ctx context.Context, p *policy.Policy) (wasm []byte, m
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		b.last, b.rev = &Module{wasm: wasm}, p.Revision()
+		b.last, b.content = &Module{wasm: wasm}, p.ContentDigest()
 		return wasm, machineCode, commit, nil
 	}
 	m, err := compileForEngine(ctx, p)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	b.last, b.rev = m, p.Revision()
+	b.last, b.content = m, p.ContentDigest()
 	return m.wasm, b.cache, none, nil
 }
 

@@ -207,3 +207,42 @@ func TestReloadWithWasm(t *testing.T) {
 		t.Fatalf("the failed reload changed the policy: %+v, %v", d, err)
 	}
 }
+
+// A reload is of the policy's content, not of its revision: a manifest may keep its revision while the
+// rules change, and the engine must then run the new rules (with the new data), not the module it compiled
+// for the old ones.
+func TestReloadOfNewRulesUnderTheSameRevision(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	withRevision := func(src string) *policy.Policy {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, ".manifest"), []byte(`{"revision": "r1"}`), 0o644)
+		os.WriteFile(filepath.Join(dir, "tiny.rego"), []byte(src), 0o644)
+		p, err := policy.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	allows := withRevision("package precheck\n\ndecision := {\"allowed\": true, \"violations\": [], \"warnings\": []}\n")
+	denies := withRevision(`package precheck
+
+decision := {"allowed": false, "warnings": [], "violations": [{"code": "TINY-001", "field": "request", "severity": "deny", "message": "no"}],
+	"error": {"status": 403, "error_code": "TINY-001", "error_msg": "no"}}
+`)
+	if allows.Revision() != denies.Revision() || allows.ContentDigest() == denies.ContentDigest() {
+		t.Fatalf("revisions %s %s, contents %s %s", allows.Revision(), denies.Revision(), allows.ContentDigest(), denies.ContentDigest())
+	}
+	eng, err := policy.New(ctx, allows, policy.WithBackend(wasm.Backend(wasm.Config{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	if err := eng.Reload(ctx, denies); err != nil {
+		t.Fatal(err)
+	}
+	d, err := eng.CheckJSON(ctx, []byte(`{"request": {}}`))
+	if err != nil || d.Allowed {
+		t.Fatalf("after reloading the denying rules under the same revision: %+v, %v", d, err)
+	}
+}

@@ -245,8 +245,14 @@ func (s *Server) reload(ctx context.Context) error {
 	}
 	eng := s.engine.Load()
 	if eng != nil && eng.Policy().Revision() == p.Revision() {
-		s.metrics.reloads.WithLabelValues("unchanged").Inc()
-		return nil
+		// The revision is the manifest's word, and a manifest may keep it for new rules or data: only
+		// the content says that nothing changed.
+		if eng.Policy().ContentDigest() == p.ContentDigest() {
+			s.metrics.reloads.WithLabelValues("unchanged").Inc()
+			return nil
+		}
+		s.logger.Warn("the policy changed but kept its revision; loading it all the same", "source", s.cfg.Source.String(),
+			"revision", p.Revision(), "content", p.ContentDigest(), "previous_content", eng.Policy().ContentDigest())
 	}
 	old := ""
 	if eng == nil {

@@ -925,3 +925,38 @@ func TestUpstreamSecretsNotEchoed(t *testing.T) {
 		})
 	}
 }
+
+// A policy whose rules or data change while its manifest keeps the revision is loaded: the revision is
+// the manifest's word, the content is what decides.
+func TestReloadOfNewContentUnderTheSameRevision(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".manifest", `{"revision": "r1"}`)
+	write("data.json", `{"precheck": {"config": {"min_guest_agent_version": "8.3.0.200"}}}`)
+	src := &server.Files{Read: func() (*policy.Policy, error) { return policy.LoadWithOverrides(dir) }, Name: "overrides"}
+	s := start(t, server.Config{Source: src, Backend: regoBackend})
+	doc := example(t, "allowed-api-example.json")
+	if _, body, _ := postJSON(t, s.URL+"/v1/precheck", doc); !bytes.Contains(body, []byte(`"allowed":true`)) {
+		t.Fatalf("before: %s", body)
+	}
+	if err := s.Reload(context.Background()); err != nil { // nothing changed
+		t.Fatal(err)
+	}
+	write("data.json", `{"precheck": {"config": {"min_guest_agent_version": "9.0.0"}}}`)
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := postJSON(t, s.URL+"/v1/precheck", doc); !bytes.Contains(body, []byte("PRECHECK-VER-002")) {
+		t.Errorf("the new minimum (guestAgent >= 9.0.0) under the same revision is not applied: %s", body)
+	}
+	for result, want := range map[string]float64{"unchanged": 1, "success": 2} {
+		if got := metric(t, s.URL, "precheck_policy_reloads_total", map[string]string{"result": result}); got != want {
+			t.Errorf("reloads %s: %v, want %v", result, got, want)
+		}
+	}
+}
