@@ -91,12 +91,15 @@ load.`,
 
 			cfg := server.Config{Backend: backend, Logger: logger, FailOpen: failOpen, MaxBodyBytes: maxBody, MaxInFlight: maxInFlight,
 				MaxConnsPerClient: maxConns, ReadHeaderTimeout: headerTimeout, BodyReadTimeout: bodyTimeout}
+			keyFlags := cmd.Flags().Changed("bundle-key") || cmd.Flags().Changed("bundle-key-id") || cmd.Flags().Changed("bundle-key-alg")
 			switch {
 			case bundleURL != "" && pf.path != "":
 				return usageError("give --policy or --bundle-url, not both")
-			case bundleURL == "" && (cmd.Flags().Changed("bundle-key") || cmd.Flags().Changed("bundle-key-id") || cmd.Flags().Changed("bundle-key-alg")):
-				// A key that checked nothing would be worse than none: whoever set it believes the policy signed.
+			// A key that checked nothing would be worse than none: whoever set it believes the policy signed.
+			case bundleURL == "" && keyFlags:
 				return usageError("--bundle-key verifies the bundles --bundle-url serves; a --policy directory or file is read as it is, unverified")
+			case keyFlags && bundleKey == "": // an empty --bundle-key "$KEY", or a key id without a key
+				return usageError("--bundle-key is empty: bundles would be served unverified")
 			case bundleURL != "":
 				svc := &server.BundleService{URL: bundleURL, Interval: bundlePoll, Logger: logger}
 				if bundleKey != "" {

@@ -78,6 +78,8 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"serve", "--bundle-url", "http://x", "--policy", "rego"}, "not both"},
 		{[]string{"serve", "--policy", "rego", "--bundle-key", "pub.pem"}, "--bundle-key verifies the bundles --bundle-url serves"},
 		{[]string{"serve", "--bundle-key-alg", "ES256"}, "--bundle-key verifies the bundles --bundle-url serves"},
+		{[]string{"serve", "--bundle-url", "http://x", "--bundle-key", ""}, "--bundle-key is empty"},
+		{[]string{"serve", "--bundle-url", "http://x", "--bundle-key-id", "prod"}, "--bundle-key is empty"},
 		{[]string{"serve", "--upstream", "dws.example.com"}, "is not an absolute URL"},
 		{[]string{"serve", "--engine", "jit"}, `unknown engine "jit"`},
 		{[]string{"serve", "--upstream", "http://x", "--inventory", "nope.json"}, "nope.json"},
