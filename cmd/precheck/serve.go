@@ -19,6 +19,7 @@ import (
 
 	"github.com/precheck/precheck/plugin/facts"
 	"github.com/precheck/precheck/plugin/facts/dwsapi"
+	"github.com/precheck/precheck/plugin/redact"
 	"github.com/precheck/precheck/plugin/server"
 	"github.com/precheck/precheck/policy"
 	"github.com/precheck/precheck/wasm"
@@ -158,7 +159,7 @@ load.`,
 						return
 					case <-hup:
 						if err := s.Reload(ctx); err != nil {
-							logger.Warn("policy reload on SIGHUP failed; the last good policy keeps serving", "error", err)
+							logger.Warn("policy reload on SIGHUP failed; the last good policy keeps serving", "error", redact.Text(err.Error(), nil))
 						}
 					}
 				}

@@ -397,8 +397,9 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	s.record("api", eng, result(d, err), d, latency)
 	s.logAPI(id, start, eng, doc, d, err, latency)
 	if err != nil {
-		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", err)
-		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+err.Error())
+		msg := redact.Text(err.Error(), r.Header) // it names the policy's source, and may quote a host's error
+		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", msg)
+		writeError(w, http.StatusInternalServerError, CodeEngine, "the policy could not be evaluated: "+msg)
 		return
 	}
 	w.Header().Set("X-Decision-Id", id)
@@ -416,7 +417,7 @@ func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, doc *pol
 		InputDigest: digest(doc.JSON()), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
 	entry.ProjectID, entry.ClusterID = doc.RequestIDs()
 	if err != nil {
-		entry.Error = err.Error()
+		entry.Error = redact.Text(err.Error(), nil)
 	} else {
 		entry.Violations, entry.Warnings = codesOf(d.Violations), codesOf(d.Warnings)
 	}

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/bits"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -117,9 +120,37 @@ type BundleService struct {
 // maxBackoff bounds the wait after failed polls, in Intervals.
 const maxBackoff = 8
 
-// String names the service by its URL, redacted: a bundle URL may carry a token, and the name goes to logs
-// and /readyz.
-func (b *BundleService) String() string { return redact.Text(b.URL, nil) }
+// String names the service by its URL without what may be a secret in it (a bundle URL may carry a token,
+// and the name goes to logs, errors, the policy's source and /readyz): the password of its user
+// information and the value of every query parameter are masked, its fragment dropped.
+func (b *BundleService) String() string {
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		return "(a bundle URL that cannot be parsed)"
+	}
+	query := u.Query()
+	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
+	name := u.Redacted()
+	for i, key := range slices.Sorted(maps.Keys(query)) {
+		name += string("?&"[min(i, 1)]) + url.QueryEscape(key) + "=" + redact.Mask
+	}
+	return redact.Text(name, nil)
+}
+
+// errorf is an error about the service, named as String names it.
+func (b *BundleService) errorf(format string, args ...any) error {
+	return fmt.Errorf("bundle %s: "+format, append([]any{b.String()}, args...)...)
+}
+
+// withoutURL is err without the URL net/http quotes in it (the request's, or a redirect's): it may carry
+// a token.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
 
 // Load fetches the bundle unless the server says it has not changed.
 func (b *BundleService) Load(ctx context.Context) (*policy.Policy, error) {
@@ -145,7 +176,7 @@ func (b *BundleService) Load(ctx context.Context) (*policy.Policy, error) {
 func (b *BundleService) load(ctx context.Context) (*policy.Policy, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL, nil)
 	if err != nil {
-		return nil, err
+		return nil, b.errorf("%w", withoutURL(err))
 	}
 	if b.etag != "" && b.last != nil {
 		req.Header.Set("If-None-Match", b.etag)
@@ -156,20 +187,20 @@ func (b *BundleService) load(ctx context.Context) (*policy.Policy, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", b.URL, err)
+		return nil, b.errorf("%w", withoutURL(err))
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if b.last == nil {
-			return nil, fmt.Errorf("bundle %s: 304 Not Modified, but no bundle was loaded before", b.URL)
+			return nil, b.errorf("304 Not Modified, but no bundle was loaded before")
 		}
 		return b.last, nil
 	case http.StatusOK:
 	default:
-		return nil, fmt.Errorf("bundle %s: %s", b.URL, resp.Status)
+		return nil, b.errorf("%s", resp.Status)
 	}
-	p, err := policy.ReadBundle(resp.Body, b.URL, b.Verify) // at most policy.MaxBundleBytes of it
+	p, err := policy.ReadBundle(resp.Body, b.String(), b.Verify) // at most policy.MaxBundleBytes of it
 	if err != nil {
 		return nil, err
 	}
