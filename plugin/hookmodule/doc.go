@@ -109,7 +109,10 @@
 //   - proc_exit ends the instance: exiting during a call, with any code, is a failure.
 //
 // Each instance's memory is capped (Config.MemoryLimitPages; a module whose memory declares a larger
-// maximum, or a larger minimum, is refused at load). Each call into the module — a Run, and the creation
+// maximum, or a larger minimum, is refused at load). So is what the host pays for outside that memory,
+// before anything is compiled: a module over MaxModuleBytes, tables of more than MaxTableEntries entries
+// (a table declared without a maximum cannot grow), more locals than MaxFunctionLocals in a function or
+// MaxModuleLocals in all, a section claiming more items than it has bytes. Each call into the module — a Run, and the creation
 // of an instance, _initialize included — has a time limit (Config.Timeout) and is also stopped when the
 // caller's context ends.
 //

@@ -255,14 +255,21 @@ type wasmImport struct {
 type wasmFunc struct {
 	export          string
 	params, results []byte
+	locals          uint32 // i32 locals it declares
 	body            []byte // instructions, without the final end
 }
 
 type wasmModule struct {
 	imports  []wasmImport
-	memPages int // 0: no memory; exported as "memory"
+	tables   []wasmTable // funcref tables
+	memPages int         // 0: no memory; exported as "memory"
 	funcs    []wasmFunc
 	data     map[uint32]string // offset -> bytes
+}
+
+type wasmTable struct {
+	min, max uint32
+	hasMax   bool
 }
 
 func (w wasmModule) bytes() []byte {
@@ -295,7 +302,12 @@ func (w wasmModule) bytes() []byte {
 	}
 	for i, f := range w.funcs {
 		funcs = binary.AppendUvarint(funcs, uint64(addType(f.params, f.results)))
-		body := append([]byte{0x00}, f.body...) // no locals
+		body := []byte{0x00} // no locals
+		if f.locals > 0 {
+			body = binary.AppendUvarint([]byte{0x01}, uint64(f.locals))
+			body = append(body, i32)
+		}
+		body = append(body, f.body...)
 		body = append(body, 0x0b)
 		code = binary.AppendUvarint(code, uint64(len(body)))
 		code = append(code, body...)
@@ -330,6 +342,15 @@ func (w wasmModule) bytes() []byte {
 	section(1, ntypes, types)
 	section(2, nimports, imports)
 	section(3, len(w.funcs), funcs)
+	var tables []byte
+	for _, t := range w.tables {
+		if t.hasMax {
+			tables = binary.AppendUvarint(binary.AppendUvarint(append(tables, 0x70, 0x01), uint64(t.min)), uint64(t.max))
+		} else {
+			tables = binary.AppendUvarint(append(tables, 0x70, 0x00), uint64(t.min))
+		}
+	}
+	section(4, len(w.tables), tables)
 	if w.memPages > 0 {
 		section(5, 1, binary.AppendUvarint([]byte{0x00}, uint64(w.memPages)))
 	}

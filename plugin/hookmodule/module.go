@@ -98,8 +98,9 @@ type Module struct {
 
 // Load compiles module, checks that it is a hook module the sandbox can run (its imports, its exports,
 // their signatures, its memory), creates the first instance and reads the hook's ABI version and name.
-// The errors say what is missing or refused. ctx bounds the compilation and, with cfg.Timeout, the
-// creation of the first instance.
+// The errors say what is missing or refused. What the module declares is bounded before it is compiled
+// (MaxModuleBytes, MaxTableEntries, MaxFunctionLocals, MaxModuleLocals): wazero's compiler does not stop
+// for ctx, which bounds, with cfg.Timeout, the creation of the first instance.
 func Load(ctx context.Context, module []byte, cfg Config) (_ *Module, err error) {
 	m := &Module{timeout: cfg.Timeout, memPages: cfg.MemoryLimitPages, clock: cfg.Clock}
 	if m.timeout <= 0 {
@@ -135,6 +136,9 @@ func Load(ctx context.Context, module []byte, cfg Config) (_ *Module, err error)
 	}()
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, m.rt); err != nil {
 		return nil, fmt.Errorf("hookmodule: instantiating WASI: %w", err)
+	}
+	if module, err = bounded(module); err != nil {
+		return nil, fmt.Errorf("hookmodule: the module is refused: %w", err)
 	}
 	if m.compiled, err = m.rt.CompileModule(ctx, module); err != nil {
 		return nil, fmt.Errorf("hookmodule: compiling the module: %w", err)
