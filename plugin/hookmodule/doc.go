@@ -85,7 +85,10 @@
 //   - status is the HTTP status a gate answers when the hook denies: an integer from 400 to 499, 403 when
 //     absent. The decision's status is that of the hook; its error_code is the first violation's code in
 //     precheck's order (code, then field, message, actual).
-//   - Any other member is malformed: a misspelt "violation" must not pass as "no violations".
+//   - Any other member is malformed: a misspelt "violation" must not pass as "no violations". So is a
+//     member given twice, or spelt in another case ("Violations"), which JSON readers read differently.
+//   - Every text (field, message, expected, actual, remediation, error) is one line as written: control
+//     characters, line separators and bidirectional controls are malformed.
 //
 // A hook that cannot judge (a document it cannot read, a configuration error) answers
 //

@@ -2,6 +2,7 @@ package hookmodule
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,6 +86,11 @@ func parseFindings(answer []byte) (*findings, error) {
 	if trimmed := bytes.TrimLeft(answer, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, fmt.Errorf("not a findings object: the answer must be a JSON object")
 	}
+	// encoding/json keeps the last of a member given twice and matches names whatever their case: the
+	// names are checked first, so that {"violations": [...], "Violations": []} cannot mean "none".
+	if err := exactMembers(answer); err != nil {
+		return nil, fmt.Errorf("not a findings object: %v", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(answer))
 	dec.DisallowUnknownFields()
 	var f findings
@@ -97,6 +103,9 @@ func parseFindings(answer []byte) (*findings, error) {
 	if f.Error != nil {
 		if strings.TrimSpace(*f.Error) == "" {
 			return nil, fmt.Errorf(`"error" is empty; say why the hook could not judge`)
+		}
+		if err := printable("error", *f.Error); err != nil {
+			return nil, err
 		}
 		return &f, nil
 	}
@@ -134,7 +143,83 @@ func (f *finding) check(severity string) error {
 	case f.Severity != "" && f.Severity != severity:
 		return fmt.Errorf("%s: severity %q disagrees with the list, whose findings are %q", f.Code, f.Severity, severity)
 	}
+	for _, text := range []struct{ name, s string }{
+		{"field", f.Field}, {"message", f.Message}, {"expected", f.Expected}, {"actual", f.Actual}, {"remediation", f.Remediation},
+	} {
+		if err := printable(text.name, text.s); err != nil {
+			return fmt.Errorf("%s: %v", f.Code, err)
+		}
+	}
 	return nil
+}
+
+// printable refuses a text that would not read as one line of what it says wherever it is shown (a log
+// line, a terminal, an error message): control characters (C0, DEL, C1), line and paragraph separators,
+// and the bidirectional controls that reorder what follows them.
+func printable(name, s string) error {
+	for i, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == '\u2028' || r == '\u2029' ||
+			(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f' || r == '\u061c' {
+			return fmt.Errorf("%s has the control character %U at byte %d", name, r, i)
+		}
+	}
+	return nil
+}
+
+// The member names of a findings object, and of a finding.
+var (
+	answerMembers  = []string{"violations", "warnings", "status", "error"}
+	findingMembers = []string{"code", "field", "severity", "message", "expected", "actual", "remediation"}
+)
+
+// exactMembers checks that every object of an answer (valid JSON) names each member once, and that the
+// answer's and its findings' members are spelt exactly as the ABI spells them.
+func exactMembers(answer []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(answer))
+	var walk func(known []string, where string) error
+	walk = func(known []string, where string) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(known, fmt.Sprintf("%s[%d]", where, i)); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				t, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				name, object := t.(string), cmp.Or(where, "the answer")
+				switch {
+				case seen[name]:
+					return fmt.Errorf("%s has the member %q twice", object, name)
+				case known != nil && !slices.Contains(known, name):
+					return fmt.Errorf("%s has the member %q, which is not one of %s", object, name, strings.Join(known, ", "))
+				}
+				seen[name] = true
+				var inner []string // the objects in a list of findings are findings
+				if where == "" && (name == "violations" || name == "warnings") {
+					inner = findingMembers
+				}
+				if err := walk(inner, strings.TrimPrefix(where+"."+name, ".")); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	return walk(answerMembers, "")
 }
 
 func hasPrefixFold(s, prefix string) bool {
