@@ -155,8 +155,16 @@ func (e *Engine) CheckJSON(ctx context.Context, data []byte) (*Decision, error) 
 
 // CheckDocument decides on a document already read by ReadDocument, ReadEnvelope or NewDocument.
 func (e *Engine) CheckDocument(ctx context.Context, doc *Document) (*Decision, error) {
+	d, _, err := e.CheckDocumentWithPolicy(ctx, doc)
+	return d, err
+}
+
+// CheckDocumentWithPolicy is CheckDocument that also returns the policy that decided. Across a Reload,
+// Policy names the new policy at once while a decision under way finishes on the old one: what records a
+// decision (a decision log) names the policy returned here.
+func (e *Engine) CheckDocumentWithPolicy(ctx context.Context, doc *Document) (*Decision, *Policy, error) {
 	if doc == nil || !doc.read {
-		return nil, ErrUnreadDocument
+		return nil, nil, ErrUnreadDocument
 	}
 	for {
 		pr := e.current.Load()
@@ -164,19 +172,19 @@ func (e *Engine) CheckDocument(ctx context.Context, doc *Document) (*Decision, e
 		if pr.retired {
 			pr.mu.RUnlock()
 			if e.current.Load() == pr {
-				return nil, ErrClosed
+				return nil, nil, ErrClosed
 			}
 			continue // swapped out between Load and RLock: take the new one
 		}
 		d, err := pr.eval.Eval(ctx, doc, e.now())
 		pr.mu.RUnlock()
 		if err != nil {
-			return nil, err
+			return nil, pr.policy, err
 		}
 		if err := finish(d); err != nil {
-			return nil, fmt.Errorf("policy %s: %w", pr.policy.Source(), err)
+			return nil, pr.policy, fmt.Errorf("policy %s: %w", pr.policy.Source(), err)
 		}
-		return d, nil
+		return d, pr.policy, nil
 	}
 }
 

@@ -118,6 +118,22 @@ func ExampleEngine_Reload() {
 	// still serving: true
 }
 
+// A decision log names the policy that decided, which CheckDocumentWithPolicy returns: a Reload during the
+// decision has Engine.Policy name the next one already.
+func ExampleEngine_CheckDocumentWithPolicy() {
+	ctx := context.Background()
+	p, _ := policy.Default()
+	engine, _ := policy.New(ctx, p)
+	defer engine.Close(ctx)
+
+	raw, _ := os.ReadFile("../examples/inputs/allowed-api-example.json")
+	doc, _ := policy.ReadDocument(raw, engine.Limits())
+	d, by, _ := engine.CheckDocumentWithPolicy(ctx, doc)
+	fmt.Println("allowed:", d.Allowed, "by the default:", by == p)
+	// Output:
+	// allowed: true by the default: true
+}
+
 // The rule catalog comes from the rules' METADATA.
 func ExamplePolicy_Catalog() {
 	p, _ := policy.Default()

@@ -82,6 +82,9 @@ type Event struct {
 	// Decision is the policy's decision; nil when none was made (the request was refused before, or the
 	// facts or the evaluation failed).
 	Decision *policy.Decision
+	// PolicyRevision is the revision of the policy that decided, when the checker says which did (a
+	// *policy.Engine does: its Policy may name the next one already, after a Reload during the decision).
+	PolicyRevision string
 	// Forwarded says whether the call went on to the server.
 	Forwarded bool
 	// Failure says what went wrong when the gate refused without a decision, or the facts failed ("" otherwise).
@@ -517,7 +520,10 @@ func (g *Gate) evaluate(req, fwd *http.Request, ev *Event, start time.Time, doc 
 	}
 	// The policy is evaluated under the call's own context: a context that cannot end (the SDK's) lets the
 	// wasm engine run its fast code, one with a deadline is honoured.
-	d, err := g.checker.CheckDocument(req.Context(), doc)
+	d, by, err := g.checkDocument(req.Context(), doc)
+	if by != nil {
+		ev.PolicyRevision = by.Revision()
+	}
 	if err == nil {
 		err = malformed(d)
 	}
@@ -532,6 +538,17 @@ func (g *Gate) evaluate(req, fwd *http.Request, ev *Event, start time.Time, doc 
 	ev.Forwarded = true
 	g.report(ev, start)
 	return g.send(req, fwd)
+}
+
+// checkDocument decides with the gate's checker, and says which policy decided when the checker can.
+func (g *Gate) checkDocument(ctx context.Context, doc *policy.Document) (*policy.Decision, *policy.Policy, error) {
+	if e, ok := g.checker.(interface {
+		CheckDocumentWithPolicy(context.Context, *policy.Document) (*policy.Decision, *policy.Policy, error)
+	}); ok {
+		return e.CheckDocumentWithPolicy(ctx, doc)
+	}
+	d, err := g.checker.CheckDocument(ctx, doc)
+	return d, nil, err
 }
 
 // malformed catches a checker (any plugin.Checker may be one) whose answer cannot be acted on.

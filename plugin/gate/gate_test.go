@@ -235,7 +235,8 @@ func TestGuardedPathOtherMethods(t *testing.T) {
 func TestGuardedPathVariants(t *testing.T) {
 	up := newUpstream(t)
 	var events []gate.Event
-	g := gate.New(nil, newEngine(t), gate.WithFacts(exampleFacts("8.3.0.200")), gate.WithObserver(func(e gate.Event) { events = append(events, e) }))
+	eng := newEngine(t)
+	g := gate.New(nil, eng, gate.WithFacts(exampleFacts("8.3.0.200")), gate.WithObserver(func(e gate.Event) { events = append(events, e) }))
 	base := "/v2/" + project + "/clusters/" + cluster
 	for _, path := range []string{
 		"/gateway/prefix" + base + "/encrypt", base + "/encrypt/", "/v2//" + project + "/clusters/" + cluster + "//encrypt",
@@ -244,7 +245,8 @@ func TestGuardedPathVariants(t *testing.T) {
 	} {
 		events = nil
 		resp, out := post(t, g, up.URL+path, body)
-		if resp.StatusCode != 200 || len(events) != 1 || !events[0].Forwarded || events[0].ClusterID != cluster || events[0].ProjectID != project {
+		if resp.StatusCode != 200 || len(events) != 1 || !events[0].Forwarded || events[0].ClusterID != cluster || events[0].ProjectID != project ||
+			events[0].PolicyRevision != eng.Policy().Revision() {
 			t.Errorf("%s: %d %s; events %+v", path, resp.StatusCode, out, events)
 		}
 	}
@@ -259,7 +261,7 @@ func TestGuardedPathVariants(t *testing.T) {
 		if e := apiError(t, out); resp.StatusCode != 400 || e.ErrorCode != gate.CodeRouteRefused || !strings.Contains(e.ErrorMsg, "cannot tell which call") {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, out)
 		}
-		if len(events) != 1 || !events[0].Refused || events[0].Decision != nil { // the caller's doing, not precheck's failure
+		if len(events) != 1 || !events[0].Refused || events[0].Decision != nil || events[0].PolicyRevision != "" { // the caller's doing, not precheck's failure
 			t.Errorf("%s: events %+v", path, events)
 		}
 	}

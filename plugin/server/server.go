@@ -386,7 +386,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeMalformed, err.Error())
 		return
 	}
-	d, err := eng.CheckDocument(r.Context(), doc)
+	d, by, err := eng.CheckDocumentWithPolicy(r.Context(), doc)
 	var inErr *policy.InputError
 	if errors.As(err, &inErr) {
 		s.metrics.rejected.WithLabelValues("malformed").Inc()
@@ -395,7 +395,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	latency := time.Since(start)
 	s.record("api", eng, result(d, err), d, latency)
-	s.logAPI(id, start, eng, doc, d, err, latency)
+	s.logAPI(id, start, eng, by, doc, d, err, latency)
 	if err != nil {
 		msg := redact.Text(err.Error(), r.Header) // it names the policy's source, and may quote a host's error
 		s.logger.Error("evaluating the policy failed", "decision_id", id, "error", msg)
@@ -409,11 +409,14 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 // logAPI writes the decision log's line for a /v1/precheck decision. The identifiers are the ones the
 // reading of the document found (no second parse); the digest, one hash of the document, is worked out only
 // when there is a log.
-func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, doc *policy.Document, d *policy.Decision, err error, latency time.Duration) {
+func (s *Server) logAPI(id string, start time.Time, eng *policy.Engine, by *policy.Policy, doc *policy.Document, d *policy.Decision, err error, latency time.Duration) {
 	if s.log == nil {
 		return
 	}
-	entry := &logEntry{DecisionID: id, Time: start, Endpoint: "api", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
+	if by == nil { // the engine was closed before it could decide
+		by = eng.Policy()
+	}
+	entry := &logEntry{DecisionID: id, Time: start, Endpoint: "api", PolicyRevision: by.Revision(), Engine: eng.Backend(),
 		InputDigest: digest(doc.JSON()), Result: result(d, err), LatencyMS: ms(latency), Violations: []string{}, Warnings: []string{}}
 	entry.ProjectID, entry.ClusterID = doc.RequestIDs()
 	if err != nil {
@@ -487,7 +490,11 @@ func (s *Server) observeGate(ev gate.Event) {
 	}
 	s.record("gate", eng, res, ev.Decision, ev.Latency)
 	forwarded := ev.Forwarded
-	entry := &logEntry{DecisionID: ev.ID, Time: ev.Time, Endpoint: "gate", PolicyRevision: eng.Policy().Revision(), Engine: eng.Backend(),
+	revision := ev.PolicyRevision
+	if revision == "" { // the gate refused the call before any policy decided
+		revision = eng.Policy().Revision()
+	}
+	entry := &logEntry{DecisionID: ev.ID, Time: ev.Time, Endpoint: "gate", PolicyRevision: revision, Engine: eng.Backend(),
 		InputDigest: ev.InputDigest, ProjectID: ev.ProjectID, ClusterID: ev.ClusterID, Result: res,
 		Error: failure, Forwarded: &forwarded, LatencyMS: ms(ev.Latency), Violations: []string{}, Warnings: []string{}}
 	if ev.Decision != nil {

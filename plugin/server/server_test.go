@@ -960,3 +960,70 @@ func TestReloadOfNewContentUnderTheSameRevision(t *testing.T) {
 		}
 	}
 }
+
+// heldBackend is the rego backend whose evaluations under one revision wait, once entered, until released:
+// a reload can then happen during a decision.
+type heldBackend struct {
+	revision         string
+	entered, release chan struct{}
+}
+
+func (b *heldBackend) Name() string { return "rego" }
+
+func (b *heldBackend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluator, error) {
+	ev, err := policy.Rego().Prepare(ctx, p)
+	if err != nil || p.Revision() != b.revision {
+		return ev, err
+	}
+	return heldEvaluator{ev, b}, nil
+}
+
+type heldEvaluator struct {
+	policy.Evaluator
+	b *heldBackend
+}
+
+func (e heldEvaluator) Eval(ctx context.Context, doc *policy.Document, now time.Time) (*policy.Decision, error) {
+	d, err := e.Evaluator.Eval(ctx, doc, now)
+	e.b.entered <- struct{}{}
+	<-e.b.release
+	return d, err
+}
+
+// The decision log names the policy that decided, not the one loaded by the time the decision is logged.
+func TestDecisionLogNamesThePolicyThatDecided(t *testing.T) {
+	t.Parallel()
+	load := func(revision, agent string) *policy.Policy {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, ".manifest"), []byte(`{"revision": "`+revision+`"}`), 0o644)
+		os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"precheck": {"config": {"min_guest_agent_version": "`+agent+`"}}}`), 0o644)
+		p, err := policy.LoadWithOverrides(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r1, r2 := load("r1", "8.3.0.200"), load("r2", "9.0.0") // r2 would refuse the call r1 allows
+	var current atomic.Pointer[policy.Policy]
+	current.Store(r1)
+	held := &heldBackend{revision: "r1", entered: make(chan struct{}), release: make(chan struct{})}
+	var log syncBuffer
+	s := start(t, server.Config{Source: &server.Files{Read: func() (*policy.Policy, error) { return current.Load(), nil }, Name: "test"},
+		Backend: func() policy.Backend { return held }, DecisionLog: &log})
+	answered := make(chan []byte)
+	go func() {
+		_, body, _ := postJSON(t, s.URL+"/v1/precheck", example(t, "allowed-api-example.json"))
+		answered <- body
+	}()
+	<-held.entered // r1 has decided, and waits
+	current.Store(r2)
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	body := <-answered
+	line := log.String()
+	if !bytes.Contains(body, []byte(`"allowed":true`)) || !strings.Contains(line, `"policy_revision":"r1"`) {
+		t.Errorf("r1 decided %s\nthe log says %s", body, line)
+	}
+}
