@@ -1,7 +1,6 @@
 package wasm_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,11 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/precheck/precheck/policy"
+	"github.com/precheck/precheck/policy/policytest"
 	"github.com/precheck/precheck/wasm"
 )
 
@@ -44,24 +43,6 @@ func slowDocument(n string) []byte {
 		"body": {"encrypt": {"crypt_algorithm": "generalCipher", "master_key_id": "0f3196c8-5c23-469f-84da-92ecd2499dce"}, "slow": ` + n + `}}}`)
 }
 
-// syncBuffer is a log destination the watchdog's goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The acceptance test of the trusted policy's fast code: a deadline abandons an evaluation at once, the
 // pool bounds what keeps running, and the watchdog takes a runaway out of the pool and switches the policy
 // to the interruptible code (log, state), after which the next deadline interrupts the evaluation.
@@ -74,7 +55,7 @@ func TestWatchdogDegradesARunawayOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs policytest.SyncBuffer
 	degraded := make(chan policy.State, 1)
 	backend := wasm.Backend(wasm.Config{MaxInstances: 1, RunawayLimit: 200 * time.Millisecond,
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),

@@ -10,10 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // TestServeVerb runs `precheck serve` in-process: it answers decisions, reloads its policy directory on
@@ -170,24 +171,6 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-// syncBuffer is a bytes.Buffer that a server's logger writes while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestServeBundleServiceDown: an unreachable --bundle-url is logged at once, redacted, and polled again
 // with a wait that doubles; the server keeps running (not ready) meanwhile.
 func TestServeBundleServiceDown(t *testing.T) {
@@ -200,7 +183,7 @@ func TestServeBundleServiceDown(t *testing.T) {
 	ln.Close() // nothing listens there now: every poll is refused
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errOut := &syncBuffer{}
+	errOut := &policytest.SyncBuffer{}
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: errOut},

@@ -61,7 +61,7 @@ func BenchmarkDecideHotPath(b *testing.B) {
 // (policy.Document.RequestIDs, no second parse), for a document and for one in OPA's envelope alike.
 func TestDecisionLogNamesTheCall(t *testing.T) {
 	t.Parallel()
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
 	doc := example(t, "denied-guest-agent-too-old.json")
 	for _, body := range [][]byte{doc, []byte(`{"input": ` + string(doc) + `}`), []byte(`{"request": {"project_id": 7}}`)} {

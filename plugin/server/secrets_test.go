@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/precheck/precheck/plugin/server"
+	"github.com/precheck/precheck/policy/policytest"
 )
 
 // A bundle URL may carry a secret (a user's password, a token in its query), and the service's name goes
@@ -55,7 +56,7 @@ func TestBundleURLSecretsStayOut(t *testing.T) {
 		}
 	}
 
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	src := &server.BundleService{URL: bundles.URL + "/ok?token=" + secret}
 	s := start(t, server.Config{Source: src, Backend: regoBackend, DecisionLog: &log})
 	status, body, _ := postJSON(t, s.URL+"/v1/precheck", example(t, "allowed-api-example.json"))

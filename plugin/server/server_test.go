@@ -104,7 +104,7 @@ func postJSON(t testing.TB, url string, body []byte) (int, []byte, http.Header) 
 
 func TestDecisionAPI(t *testing.T) {
 	t.Parallel()
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
 
 	status, body, header := postJSON(t, s.URL+"/v1/precheck", example(t, "denied-guest-agent-too-old.json"))
@@ -252,24 +252,6 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestGateProxy(t *testing.T) {
 	t.Parallel()
 	upstream := dwsfake.New()
@@ -282,7 +264,7 @@ func TestGateProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(upstream.URL)
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: u, Facts: inv, DecisionLog: &log})
 
 	// The official SDK, pointed at the proxy instead of the API.
@@ -713,7 +695,7 @@ type apiError struct {
 // TestEnvelope: /v1/precheck takes OPA's {"input": <document>} as well as the document, as strictly.
 func TestEnvelope(t *testing.T) {
 	t.Parallel()
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, DecisionLog: &log})
 	doc := example(t, "allowed-api-example.json")
 
@@ -780,7 +762,7 @@ func TestBodyTimeout(t *testing.T) {
 	defer upstream.Close()
 	upstream.SeedExample()
 	u, _ := url.Parse(upstream.URL)
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: u, DecisionLog: &log, BodyReadTimeout: 200 * time.Millisecond})
 
 	encrypt := "/v2/" + dwsfake.ExampleProjectID + "/clusters/" + dwsfake.ExampleClusterID + "/encrypt"
@@ -878,7 +860,7 @@ func TestUpstreamSecretsNotEchoed(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logged, decisions syncBuffer
+			var logged, decisions policytest.SyncBuffer
 			s := start(t, server.Config{Source: defaultSource(), Backend: regoBackend, Upstream: rawUpstream(t, tt.answer), Facts: inv,
 				DecisionLog: &decisions, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 			for _, call := range []struct{ method, path, body string }{
@@ -1007,7 +989,7 @@ func TestDecisionLogNamesThePolicyThatDecided(t *testing.T) {
 	var current atomic.Pointer[policy.Policy]
 	current.Store(r1)
 	held := &heldBackend{revision: "r1", entered: make(chan struct{}), release: make(chan struct{})}
-	var log syncBuffer
+	var log policytest.SyncBuffer
 	s := start(t, server.Config{Source: &server.Files{Read: func() (*policy.Policy, error) { return current.Load(), nil }, Name: "test"},
 		Backend: func() policy.Backend { return held }, DecisionLog: &log})
 	answered := make(chan []byte)

@@ -4,8 +4,8 @@
 // example hosts all decide on the same documents; this is the one place that knows where they are and how a
 // corpus file is laid out. It imports nothing of precheck, so policy's own tests can use it too. WithoutRace
 // runs a package's slowest single-goroutine tests in a binary built without the race detector, GoCommand
-// runs the go command from a test, MachineCode keeps wazero's machine code across test runs, and Main is
-// every package's TestMain.
+// runs the go command from a test, MachineCode keeps wazero's machine code across test runs, SyncBuffer
+// is a log destination code under test writes from its goroutines, and Main is every package's TestMain.
 //
 //	docs, err := policytest.Documents("../..") // from two levels below the repository root
 package policytest
