@@ -2,6 +2,8 @@ package facts
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -10,8 +12,22 @@ import (
 
 // Cached remembers what p answers for ttl, so that a burst of calls about one cluster asks the APIs once.
 // Concurrent misses for the same request share one call to p; errors are not remembered.
+//
+// The shared call is not any one caller's: it runs on a context that the caller who started it going away
+// does not end (its deadline still holds), and each caller waits for it only as long as its own context
+// lasts. Otherwise the first caller hanging up would fail every other caller's check, and a gate failing
+// open would forward those calls unchecked.
+//
+// The returned Provider is also a Forgetter: the gate has it forget a cluster once it has forwarded a call
+// that changes the cluster, so that the next call is not decided on the facts from before.
 func Cached(p Provider, ttl time.Duration) Provider {
 	return &cached{p: p, ttl: ttl, now: time.Now, entries: map[Request]cachedFacts{}}
+}
+
+// Forgetter is implemented by a Provider that remembers answers. Forget drops what it remembers about the
+// cluster, and what a call already under way when Forget is called would remember.
+type Forgetter interface {
+	Forget(projectID, clusterID string)
 }
 
 // maxCached bounds the cache: past it, expired entries are dropped, and if none are, everything is.
@@ -25,6 +41,7 @@ type cached struct {
 	group   singleflight.Group
 	mu      sync.Mutex
 	entries map[Request]cachedFacts
+	forgets uint64 // Forget calls so far: a call that started before one does not store its answer
 }
 
 type cachedFacts struct {
@@ -35,28 +52,86 @@ type cachedFacts struct {
 func (c *cached) Facts(ctx context.Context, r Request) (*Facts, error) {
 	c.mu.Lock()
 	e, ok := c.entries[r]
+	forgets := c.forgets
 	c.mu.Unlock()
 	if ok && c.now().Before(e.expires) {
 		return e.facts, nil
 	}
-	key := r.ProjectID + "\x00" + r.ClusterID + "\x00" + r.KeyID
-	v, err, _ := c.group.Do(key, func() (any, error) {
-		f, err := c.p.Facts(ctx, r)
+	shared := detach(ctx)
+	flight := c.group.DoChan(flightKey(r), func() (any, error) {
+		defer shared.cancel()
+		f, err := c.p.Facts(shared.ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		c.store(r, f)
+		c.store(r, f, forgets)
 		return f, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case res := <-flight:
+		if res.Err != nil {
+			if res.Shared && ctx.Err() == nil && isContextErr(res.Err) {
+				// Another caller's deadline ended the call this one joined; this one's has not ended:
+				// ask for it alone.
+				return c.p.Facts(ctx, r)
+			}
+			return nil, res.Err
+		}
+		return res.Val.(*Facts), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Facts), nil
 }
 
-func (c *cached) store(r Request, f *Facts) {
+// detached is a context with ctx's deadline and values but not its cancellation.
+type detached struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func detach(ctx context.Context) detached {
+	d := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		c, cancel := context.WithDeadline(d, deadline)
+		return detached{c, cancel}
+	}
+	return detached{d, func() {}}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// flightKey names r unambiguously whatever its IDs hold (each is prefixed by its length).
+func flightKey(r Request) string {
+	var b []byte
+	for _, s := range []string{r.ProjectID, r.ClusterID, r.KeyID} {
+		b = append(strconv.AppendInt(b, int64(len(s)), 10), ':')
+		b = append(b, s...)
+	}
+	return string(b)
+}
+
+// Forget drops every entry about the cluster (whatever key it was asked with), and keeps calls under way
+// from storing theirs.
+func (c *cached) Forget(projectID, clusterID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgets++
+	for r := range c.entries {
+		if r.ProjectID == projectID && r.ClusterID == clusterID {
+			delete(c.entries, r)
+		}
+	}
+}
+
+// store remembers f for r, unless a Forget came after the call began (forgets is the count then).
+func (c *cached) store(r Request, f *Facts, forgets uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forgets != forgets {
+		return
+	}
 	now := c.now()
 	if len(c.entries) >= maxCached {
 		for k, e := range c.entries {

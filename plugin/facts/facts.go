@@ -27,8 +27,9 @@ type Facts struct {
 }
 
 // ErrNotFound marks a failure whose cause is the call itself: the API answered that the cluster or the key
-// the call names does not exist (or is not the caller's). The caller can cause it at will, so a gate that
-// fails open when its facts fail must not let such a call through. Providers wrap it (errors.Is).
+// the call names does not exist (or is not the caller's, or refused it otherwise), or the provider will not
+// ask about what the call names (another project's cluster). The caller can cause it at will, so a gate
+// that fails open when its facts fail must not let such a call through. Providers wrap it (errors.Is).
 var ErrNotFound = errors.New("facts: what the call names was not found")
 
 // Provider gathers facts. An error means the facts could not be gathered at all; the gate then refuses the

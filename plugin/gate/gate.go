@@ -116,10 +116,12 @@ type Option func(*Gate)
 func WithFacts(p facts.Provider) Option { return func(g *Gate) { g.facts = p } }
 
 // WithFailOpen makes the gate forward the call when its facts cannot be gathered (the provider fails or
-// times out, but not facts.ErrNotFound: a call naming a cluster or key that does not exist is the caller's
-// doing), as long as the request itself is sound: the policy is still evaluated, on the request without
+// times out), as long as the request itself is sound: the policy is still evaluated, on the request without
 // facts, and the call goes on only if every violation is about a fact (cluster, key, tenant). A request the
-// policy refuses, a body or path the gate cannot read, and an evaluation that fails are refused all the same.
+// policy refuses, a body or path the gate cannot read, and an evaluation that fails are refused all the same,
+// and so is a facts failure the call causes (facts.ErrNotFound: a cluster or key that does not exist or is
+// not the caller's, another project's IDs). dwsapi counts every 4xx answer but 408 and 429 as the call's
+// doing, so credentials the API refuses make such a gate fail closed too.
 func WithFailOpen() Option { return func(g *Gate) { g.failOpen = true } }
 
 // WithObserver reports every checked call, for logs and metrics. It is called synchronously, before the call
@@ -537,7 +539,13 @@ func (g *Gate) evaluate(req, fwd *http.Request, ev *Event, start time.Time, doc 
 	}
 	ev.Forwarded = true
 	g.report(ev, start)
-	return g.send(req, fwd)
+	resp, err := g.send(req, fwd)
+	if f, ok := g.facts.(facts.Forgetter); ok {
+		// The call converts the cluster (or, if it failed, may have begun to): what was remembered about
+		// it is from before, and the next call must not be decided on it.
+		f.Forget(ev.ProjectID, ev.ClusterID)
+	}
+	return resp, err
 }
 
 // checkDocument decides with the gate's checker, and says which policy decided when the checker can.

@@ -181,14 +181,24 @@ func (e *Error) Status() int {
 	return 0
 }
 
-// Is makes the API's "not found" answer (404, or DWS.0015: resource not found or permission denied) a
-// facts.ErrNotFound: the cluster or key the call names does not exist, which the caller chose.
+// Is makes a failure the call itself causes a facts.ErrNotFound, so that a gate failing open does not
+// forward it: a request the provider will not ask about (a cluster ID that is no plain path segment, another
+// project's IDs), and the API refusing what the call names (any 4xx answer: 404, DWS.0015 "resource not
+// found or permission denied", a 400 about an ID) but for 408 and 429, which say the API is slow or busy.
+// What is left (no answer, a 5xx, an answer precheck cannot read) is precheck's dependency failing.
 func (e *Error) Is(target error) bool {
 	if target != facts.ErrNotFound {
 		return false
 	}
+	if e.Fact == FactRequest {
+		return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	}
 	se, ok := e.Err.(*sdkerr.ServiceResponseError)
-	return ok && se != nil && (se.StatusCode == http.StatusNotFound || se.ErrorCode == "DWS.0015")
+	if !ok || se == nil {
+		return false
+	}
+	busy := se.StatusCode == http.StatusRequestTimeout || se.StatusCode == http.StatusTooManyRequests
+	return se.StatusCode/100 == 4 && !busy || se.ErrorCode == "DWS.0015"
 }
 
 // task is one call; run fills its own result, read only after run returned.
@@ -264,18 +274,32 @@ func (p *Provider) Gather(ctx context.Context, r facts.Request) (*facts.Facts, f
 	for _, t := range tasks {
 		pending[t] = true
 	}
+	// The first failure that the call causes (facts.ErrNotFound) is the answer at once. Any other failure
+	// waits for the calls still out: which failure a gate failing open hears must not depend on which call
+	// answered first, so an outage elsewhere never hides that the call named another's key or a cluster
+	// that does not exist.
+	var failed *Error
 	for range tasks {
 		select {
 		case o := <-done:
 			delete(pending, o.t)
-			if o.err != nil {
-				var known *Error // a snapshot's shared answer, already an *Error
-				if errors.As(o.err, &known) {
-					return nil, nil, known
-				}
-				return nil, nil, &Error{Fact: o.t.fact, Op: o.t.op, Err: p.sanitize(o.err)}
+			if o.err == nil {
+				continue
+			}
+			var e *Error // a snapshot's shared answer is already one
+			if !errors.As(o.err, &e) {
+				e = &Error{Fact: o.t.fact, Op: o.t.op, Err: p.sanitize(o.err)}
+			}
+			if errors.Is(e, facts.ErrNotFound) {
+				return nil, nil, e
+			}
+			if failed == nil {
+				failed = e
 			}
 		case <-ctx.Done():
+			if failed != nil {
+				return nil, nil, failed
+			}
 			var names, ops []string
 			for _, t := range tasks {
 				if pending[t] {
@@ -284,6 +308,9 @@ func (p *Provider) Gather(ctx context.Context, r facts.Request) (*facts.Facts, f
 			}
 			return nil, nil, &Error{Fact: strings.Join(names, ", "), Op: "still waiting for " + strings.Join(ops, ", "), Err: ctx.Err()}
 		}
+	}
+	if failed != nil {
+		return nil, nil, failed
 	}
 
 	cluster.Encrypted = encrypted
