@@ -102,7 +102,8 @@ func (b *backend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluat
 	inherited := b.degraded[rev]
 	b.mu.Unlock()
 	e := &evaluator{inherited: inherited}
-	host, err := opahost.Load(ctx, wasm, mustJSON(p.Data()), opahost.Config{
+	data := mustJSON(p.Data())
+	cfg := opahost.Config{
 		MemoryLimitPages:   b.cfg.MemoryLimitPages,
 		MaxInstances:       b.cfg.MaxInstances,
 		CompilationCache:   machineCode,
@@ -110,8 +111,21 @@ func (b *backend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluat
 		RunawayLimit:       b.cfg.RunawayLimit,
 		InterruptibleCache: b.cache,
 		OnDegrade:          func(d opahost.Degradation) { b.degrade(rev, e, d) },
-	})
+	}
+	host, err := opahost.Load(ctx, wasm, data, cfg)
+	if err != nil && machineCode != b.cache {
+		// The on-disk cache's directory failed wazero (a full disk, its files removed by another process):
+		// the cache is only a speed-up, so the load is made once more on an in-memory cache, and the entry
+		// is not completed. (A load that fails for its own sake fails again, the same way.)
+		_ = machineCode.Close(ctx)
+		machineCode, commit = wazero.NewCompilationCache(), func() {}
+		cfg.CompilationCache = machineCode
+		host, err = opahost.Load(ctx, wasm, data, cfg)
+	}
 	if err != nil {
+		if machineCode != b.cache {
+			_ = machineCode.Close(ctx)
+		}
 		return nil, fmt.Errorf("wasm: loading policy %s: %w", p.Source(), err)
 	}
 	commit() // wazero has written the machine code: the cache entry is complete

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 
@@ -35,9 +37,16 @@ import (
 // that wrote it (its version and those of OPA and wazero; for a development build, the executable's size
 // and time too), so a new build or a changed policy never reads an old entry. Processes may share the
 // directory: an entry is written under a temporary name and renamed into place whole, so a reader sees a
-// complete entry or none, and when two processes fill the same entry at once one of them wins. Nothing read
-// back is trusted: the module carries a header and a SHA-256 checksum, wazero's files are checked against
-// the SHA-256 list written with them, and an entry that fails a check is removed and built again.
+// complete entry or none, and when two processes fill the same entry at once one of them wins. A committed
+// entry is never written again (see machineCode). Nothing read back is trusted: the module carries a header
+// and a SHA-256 checksum, wazero's files are checked against the SHA-256 list written with them, and an
+// entry that fails a check is removed and built again.
+//
+// Those checks catch damage, not forgery: anyone can compute an entry's key and its checksums, and wazero's
+// machine code is native code this process runs. What keeps an entry honest is that nobody else can write
+// it: on unix, the directory, every entry and every file of one must be this user's, not writable by group
+// or others, and not a symbolic link (OpenCache refuses such a directory; read refuses such an entry, which
+// is then built again). Elsewhere only the portable part is checked (see cache_other.go).
 type Cache struct {
 	dir   string
 	build string
@@ -49,6 +58,10 @@ const cacheFormat = "precheck-wasm-cache-2"
 
 // OpenCache opens the cache in dir, creating the directory (mode 0700: the entries are executable code)
 // if needed. The command line passes os.UserCacheDir()/precheck.
+//
+// A directory that is there already must be private to this user (see Cache): one that is a symbolic link,
+// not a directory, another user's or writable by group or others is refused, not repaired, since whoever
+// could write it may have planted entries in it already.
 func OpenCache(dir string) (*Cache, error) {
 	if dir == "" {
 		return nil, errors.New("wasm: no cache directory")
@@ -60,7 +73,37 @@ func OpenCache(dir string) (*Cache, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("wasm: cache directory: %w", err)
 	}
+	// MkdirAll follows a symbolic link and leaves an existing directory as it is: Lstat sees what is there.
+	info, err := os.Lstat(abs)
+	if err == nil {
+		err = checkPrivate(abs, info, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("wasm: cache directory refused: %w", err) // err names the directory
+	}
+	removeStale(abs)
 	return &Cache{dir: abs, build: buildIdentity()}, nil
+}
+
+// staleAfter is the age of a temporary directory of the cache (a fill, a load's copy) that is no longer in
+// use: a load takes a second or so.
+const staleAfter = time.Hour
+
+// removeStale removes the temporary directories that loads which failed left behind (the backend completes
+// a fill, or releases a load's copy, only when the load succeeded).
+func removeStale(dir string) {
+	list, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range list {
+		if !strings.HasPrefix(e.Name(), fillPrefix) && !strings.HasPrefix(e.Name(), loadPrefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Dir returns the cache's directory.
@@ -109,21 +152,26 @@ const (
 	manifestFile = "wazero.sha256"
 	wazeroDir    = "wazero"
 	moduleMagic  = "PRECHECK-WASM\x00"
+
+	// The temporary directories beside the entries: a fill in progress, a load's copy of an entry's
+	// machine code.
+	fillPrefix = ".fill-"
+	loadPrefix = ".load-"
 )
 
 // module returns the policy's compiled module and a compilation cache for its machine code: from the
 // entry when it is sound, else compiled now and written as a new entry (see commit) once the caller has
-// loaded it, which is when wazero has written its part.
+// loaded it, which is when wazero has written its part. The caller calls commit only after a load that
+// succeeded; what a failed one leaves behind, removeStale removes.
 func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, machineCode wazero.CompilationCache, commit func(), err error) {
 	key := c.key(p)
 	final := filepath.Join(c.dir, "precheck-"+key)
 	if wasm, err := c.read(final, key); err == nil {
-		if mc, err := wazero.NewCompilationCacheWithDir(filepath.Join(final, wazeroDir)); err == nil {
-			return wasm, mc, func() {}, nil
-		}
-	} else if _, statErr := os.Stat(final); !errors.Is(err, fs.ErrNotExist) || statErr == nil {
+		mc, release := c.machineCode(final)
+		return wasm, mc, release, nil
+	} else if _, statErr := os.Lstat(final); !errors.Is(err, fs.ErrNotExist) || statErr == nil {
 		// Corrupt, truncated, incomplete (an entry is renamed into place whole, so a directory without its
-		// module is broken too) or of another build: never trusted, removed, built again.
+		// module is broken too), of another build or not private: never trusted, removed, built again.
 		_ = os.RemoveAll(final)
 	}
 	cacheFills.Add(1)
@@ -131,7 +179,7 @@ func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, mach
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tmp, err := os.MkdirTemp(c.dir, ".fill-")
+	tmp, err := os.MkdirTemp(c.dir, fillPrefix)
 	if err != nil {
 		return m.wasm, wazero.NewCompilationCache(), func() {}, nil // a cache that cannot be written is no cache
 	}
@@ -150,11 +198,81 @@ func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, mach
 	return m.wasm, mc, commit, nil
 }
 
-// read returns the module of the entry in dir after checking the entry whole: the module's header, key
-// and checksum, and every file of wazero's against the manifest (a file the manifest does not list is a
-// fault too). fs.ErrNotExist when there is no entry.
+// machineCode returns a compilation cache over a private copy of the machine code of the entry in final
+// (checked by read), and release, which removes the copy once the module is loaded.
+//
+// wazero's cache is a live directory: it writes every module it compiles and does not find there, and
+// deletes what it cannot use. The entry holds the code of the load that filled it; another load of the same
+// policy may need other code (Config.Interruptible, a reload on the interruptible code after the watchdog's
+// switch, a different memory limit and so a different glue module). Were wazero given the entry itself, it
+// would write that code into it, and every other process would find files the manifest does not list and
+// build the entry again: the cache would thrash. The key cannot name the code a load needs (the backend
+// asks for the policy's entry before it knows, and wazero keys its files by CPU features we cannot see),
+// so wazero gets a directory of its own: hard links to the entry's files (no copy, and they stay readable
+// if another process removes the entry meanwhile), or copies where the file system has no hard links. What
+// wazero adds there is discarded with it. When no copy can be made, an in-memory cache: wazero compiles.
+//
+// The links are not checked again: nobody but this user can write the cache (OpenCache), and this user's
+// processes only rename sound entries into place and remove whole ones.
+func (c *Cache) machineCode(final string) (wazero.CompilationCache, func()) {
+	private, err := os.MkdirTemp(c.dir, loadPrefix)
+	if err != nil {
+		return wazero.NewCompilationCache(), func() {}
+	}
+	release := func() { _ = os.RemoveAll(private) }
+	if err := linkTree(filepath.Join(final, wazeroDir), filepath.Join(private, wazeroDir)); err != nil {
+		release()
+		return wazero.NewCompilationCache(), func() {}
+	}
+	mc, err := wazero.NewCompilationCacheWithDir(filepath.Join(private, wazeroDir))
+	if err != nil {
+		release()
+		return wazero.NewCompilationCache(), func() {}
+	}
+	return mc, release
+}
+
+// linkTree makes dst a tree of hard links (or copies) to the files under src: directories and regular
+// files only, never a symbolic link.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(to, 0o700)
+		case !d.Type().IsRegular():
+			return fmt.Errorf("wasm cache: %s is not a regular file", path)
+		}
+		if os.Link(path, to) == nil {
+			return nil
+		}
+		data, err := readPrivate(path)
+		if err != nil {
+			return err
+		}
+		return writeFileSync(to, data)
+	})
+}
+
+// read returns the module of the entry in dir after checking the entry whole: that it is private (see
+// checkPrivate), the module's header, key and checksum, and every file of wazero's against the manifest (a
+// file the manifest does not list is a fault too). fs.ErrNotExist when there is no entry.
 func (c *Cache) read(dir, key string) ([]byte, error) {
-	data, err := os.ReadFile(filepath.Join(dir, moduleFile))
+	info, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrivate(dir, info, true); err != nil {
+		return nil, err
+	}
+	data, err := readPrivate(filepath.Join(dir, moduleFile))
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +280,7 @@ func (c *Cache) read(dir, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	manifest, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	manifest, err := readPrivate(filepath.Join(dir, manifestFile))
 	if err != nil { // %v: a missing manifest is a broken entry, not a missing one
 		return nil, fmt.Errorf("wasm cache: %v", err)
 	}
@@ -221,8 +339,41 @@ func writeFileSync(name string, data []byte) error {
 	return f.Close()
 }
 
-// hashTree returns the SHA-256 of every regular file under root, by slash path relative to it; wazero's
-// own temporary files (a fill in progress in this directory) count as files, so they fail the check.
+// readPrivate reads the file name, which must be a regular file that is private (checkPrivate), opened
+// without following a symbolic link where the system can (openNoFollow): what is checked is what is read.
+func readPrivate(name string) ([]byte, error) {
+	f, err := openNoFollow(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrivate(name, info, false); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(f)
+}
+
+// checkType says what is wrong with info, the Lstat of name, for a directory of the cache (dir) or a file
+// of one: the part of checkPrivate that every system can check.
+func checkType(name string, info fs.FileInfo, dir bool) error {
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("wasm cache: %s is a symbolic link", name)
+	case dir && !info.IsDir():
+		return fmt.Errorf("wasm cache: %s is not a directory", name)
+	case !dir && !info.Mode().IsRegular():
+		return fmt.Errorf("wasm cache: %s is not a regular file", name)
+	}
+	return nil
+}
+
+// hashTree returns the SHA-256 of every regular file under root, by slash path relative to it, after
+// checking that each directory and file is private; wazero's own temporary files (a fill in progress in
+// this directory) count as files, so they fail the check.
 func hashTree(root string) (map[string]string, error) {
 	out := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -230,12 +381,16 @@ func hashTree(root string) (map[string]string, error) {
 			return err
 		}
 		if d.IsDir() {
-			return nil
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return checkPrivate(path, info, true)
 		}
 		if !d.Type().IsRegular() {
 			return fmt.Errorf("wasm cache: %s is not a regular file", path)
 		}
-		data, err := os.ReadFile(path)
+		data, err := readPrivate(path)
 		if err != nil {
 			return err
 		}
