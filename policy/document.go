@@ -82,6 +82,17 @@ func ReadDocument(data []byte, l Limits) (*Document, error) {
 	return r.document(data), nil
 }
 
+// CheckObject checks the JSON object data[start:end] as ReadDocument checks a free value of a document:
+// in any of its objects no member name given twice, exactly or up to letter case, no unpaired surrogate
+// escape, no number beyond a 64-bit float, no nesting deeper than maxDepth. It is for other files precheck
+// takes facts from (an inventory), which encoding/json would read as the last of two members. data must
+// be valid UTF-8 JSON as a whole; positions in the *InputError are in data, and its paths start with
+// prefix.
+func CheckObject(data []byte, start, end, maxDepth int, prefix string) error {
+	_, err := readValue(data, start, end, maxDepth, 0, nil, prefix)
+	return err
+}
+
 func (r *reader) document(data []byte) *Document {
 	return &Document{json: data, read: true, projectID: r.projectID, clusterID: r.clusterID, masterKeyID: r.masterKeyID}
 }

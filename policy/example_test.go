@@ -213,3 +213,13 @@ func ExamplePolicy_EvaluationModules() {
 	// true false
 	// true
 }
+
+// CheckObject holds another file of facts to the document's reading: here the second of two entries of an
+// inventory, which names a member twice up to letter case (encoding/json would read the last of them).
+func ExampleCheckObject() {
+	data := []byte(`[{"cluster_id": "a"}, {"cluster_id": "b", "Cluster_ID": "c"}]`)
+	start := strings.Index(string(data), `{"cluster_id": "b"`)
+	err := policy.CheckObject(data, start, len(data)-1, policy.DefaultLimits.MaxDepth, "[1]")
+	fmt.Println(err)
+	// Output: input: line 1, column 43: [1].Cluster_ID: member "Cluster_ID" in [1] is member "cluster_id" again up to letter case; readers that fold case (as Go's encoding/json does) disagree on which one counts
+}

@@ -77,6 +77,13 @@ func TestInventoryErrors(t *testing.T) {
 		{name: "misspelt member", json: `[{"cluster_id": "x", "cluster": {"guest_agent_verison": "8"}}]`, want: `entry 1: json: unknown field "guest_agent_verison"`},
 		{name: "wrong type", json: `[{"cluster_id": "x", "cluster": {"encrypted": "no"}}]`, want: "entry 1: json: cannot unmarshal string"},
 		{name: "not an array", json: `{"cluster_id": "x"}`, want: "not a JSON array"},
+		{name: "not an object", json: `[{"cluster_id": "x"}, 7]`, want: "entry 2: not an object"},
+		{name: "invalid UTF-8", json: "[{\"cluster_id\": \"x\xff\"}]", want: "not valid UTF-8"},
+		// encoding/json reads the last of two members, and a member whatever its case: two readings.
+		{name: "member twice", json: `[{"cluster_id": "x", "cluster": {"encrypted": true, "encrypted": false}}]`, want: "entry 1: line 1, column "},
+		{name: "member twice by case", json: "[{\"cluster_id\": \"x\"},\n {\"cluster_id\": \"y\", \"cluster\": {\"guest_agent_version\": \"8.3.0.200\", \"GUEST_AGENT_VERSION\": \"8.3.0.100\"}}]", want: "entry 2: line 2, column "},
+		{name: "column twice", csv: "cluster_id,encrypted,encrypted\nx,false,true\n", want: `column "encrypted" is given twice (columns 2 and 3)`},
+		{name: "duplicate by case", csv: "cluster_id\nabc\nABC\n", want: "cluster ABC is listed twice (also entry 1, abc)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/precheck/precheck/policy"
 )
@@ -36,7 +37,7 @@ type Encrypt = policy.Encrypt
 // of the cluster a call names; a cluster it does not list has no known facts (and the policy refuses it).
 type Inventory struct {
 	Entries   []Entry
-	byCluster map[string]int
+	byCluster map[string]int // entry index by cluster ID in lower case
 }
 
 // ReadInventory reads an inventory file: a JSON array of entries, or CSV (by the .csv extension).
@@ -58,14 +59,34 @@ func ReadInventory(path string) (*Inventory, error) {
 }
 
 // ParseJSON reads a JSON array of entries. Members an entry may not have (a misspelt fact would otherwise be
-// silently unknown) and members of the wrong type are errors naming the entry.
+// silently unknown) and members of the wrong type are errors naming the entry, and so is what the input
+// document refuses too (policy.CheckObject): a member given twice, exactly or up to letter case, which
+// encoding/json would read as the last of them ("encrypted": false, "Encrypted": true is encrypted).
 func ParseJSON(data []byte) (*Inventory, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not a JSON array of clusters: %w", err)
+	if !json.Valid(data) || !utf8.Valid(data) {
+		var raw []json.RawMessage
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return nil, fmt.Errorf("not a JSON array of clusters: %w", err)
+		}
+		return nil, errors.New("not a JSON array of clusters: not valid UTF-8")
 	}
-	inv := &Inventory{Entries: make([]Entry, 0, len(raw))}
-	for i, r := range raw {
+	outer := json.NewDecoder(bytes.NewReader(data))
+	if t, err := outer.Token(); err != nil || t != json.Delim('[') {
+		return nil, errors.New("not a JSON array of clusters")
+	}
+	inv := &Inventory{}
+	for i := 0; outer.More(); i++ {
+		var r json.RawMessage
+		if err := outer.Decode(&r); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i+1, err)
+		}
+		if r[0] != '{' {
+			return nil, fmt.Errorf("entry %d: not an object", i+1)
+		}
+		end := int(outer.InputOffset())
+		if err := policy.CheckObject(data, end-len(r), end, maxEntryDepth, ""); err != nil {
+			return nil, fmt.Errorf("entry %d: %s", i+1, strings.TrimPrefix(err.Error(), "input: "))
+		}
 		dec := json.NewDecoder(bytes.NewReader(r))
 		dec.DisallowUnknownFields()
 		var e Entry
@@ -78,6 +99,9 @@ func ParseJSON(data []byte) (*Inventory, error) {
 	}
 	return inv, nil
 }
+
+// maxEntryDepth is how deeply an inventory entry may nest: the document's limit.
+var maxEntryDepth = policy.DefaultLimits.MaxDepth
 
 // csvColumns are the columns a CSV inventory may have, each setting one member of an entry. A column that is
 // absent leaves its member unknown; an empty cell is an empty string (task_status "" is an idle cluster), or
@@ -129,6 +153,9 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 		set, ok := csvColumns[name]
 		if !ok {
 			return nil, fmt.Errorf("header: unknown column %q (known: %s)", name, strings.Join(CSVColumns(), ", "))
+		}
+		if j := slices.IndexFunc(header[:i], func(h string) bool { return strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == name }); j >= 0 {
+			return nil, fmt.Errorf("header: column %q is given twice (columns %d and %d): a row would say two things", name, j+1, i+1)
 		}
 		setters[i] = set
 	}
@@ -215,10 +242,12 @@ func (inv *Inventory) add(e Entry) error {
 	if inv.byCluster == nil {
 		inv.byCluster = map[string]int{}
 	}
-	if j, dup := inv.byCluster[e.ClusterID]; dup {
-		return fmt.Errorf("cluster %s is listed twice (also entry %d)", e.ClusterID, j+1)
+	// By folded case: two entries that differ only so are one cluster to whoever reads the list.
+	id := strings.ToLower(e.ClusterID)
+	if j, dup := inv.byCluster[id]; dup {
+		return fmt.Errorf("cluster %s is listed twice (also entry %d, %s)", e.ClusterID, j+1, inv.Entries[j].ClusterID)
 	}
-	inv.byCluster[e.ClusterID] = len(inv.Entries)
+	inv.byCluster[id] = len(inv.Entries)
 	inv.Entries = append(inv.Entries, e)
 	return nil
 }
@@ -239,11 +268,11 @@ func (inv *Inventory) Entry(projectID, clusterID string) *Entry {
 	if inv == nil {
 		return nil
 	}
-	i, ok := inv.byCluster[clusterID]
+	i, ok := inv.byCluster[strings.ToLower(clusterID)]
 	if !ok {
 		return nil
 	}
-	if e := &inv.Entries[i]; e.ProjectID == "" || e.ProjectID == projectID {
+	if e := &inv.Entries[i]; e.ClusterID == clusterID && (e.ProjectID == "" || e.ProjectID == projectID) {
 		return e
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/precheck/precheck/plugin/redact"
 	"github.com/precheck/precheck/policy"
 )
 
@@ -154,12 +155,10 @@ func (f *finding) check(severity string) error {
 }
 
 // printable refuses a text that would not read as one line of what it says wherever it is shown (a log
-// line, a terminal, an error message): control characters (C0, DEL, C1), line and paragraph separators,
-// and the bidirectional controls that reorder what follows them.
+// line, a terminal, an error message): one with a redact.Control character.
 func printable(name, s string) error {
 	for i, r := range s {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == '\u2028' || r == '\u2029' ||
-			(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f' || r == '\u061c' {
+		if redact.Control(r) {
 			return fmt.Errorf("%s has the control character %U at byte %d", name, r, i)
 		}
 	}

@@ -34,6 +34,7 @@ import (
 	kmsmodel "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/kms/v2/model"
 
 	"github.com/precheck/precheck/plugin/facts"
+	"github.com/precheck/precheck/plugin/redact"
 	"github.com/precheck/precheck/policy"
 )
 
@@ -585,17 +586,27 @@ var (
 	secretHeaders  = regexp.MustCompile(`(?i)\b(Authorization|X-Auth-Token|X-Security-Token|X-Subject-Token)(\\?["']?\s*[:=]\s*\\?["']?)[^"'\\\r\n]+`)
 )
 
+// The texts of an error the API answered are bounded (a proxy's HTML page becomes the SDK's whole
+// ErrorMessage, and every line of it would reach the gate's answer and log), and so are its details.
+const (
+	maxErrorText    = 512
+	maxErrorDetails = 8
+)
+
+// redact returns s without credentials, as one line of at most maxErrorText bytes.
 func (p *Provider) redact(s string) string {
 	for _, secret := range p.secrets {
 		s = strings.ReplaceAll(s, secret, redacted)
 	}
 	s = secretHeaders.ReplaceAllString(s, "${1}${2}"+redacted)
-	return signatureParts.ReplaceAllString(s, "${1}="+redacted)
+	s = signatureParts.ReplaceAllString(s, "${1}="+redacted)
+	return redact.Line(s, maxErrorText)
 }
 
-// sanitize returns err without credentials. An API error answer stays a *sdkerr.ServiceResponseError (with
-// its fields redacted), so that callers can read its status and code; another error whose text needed
-// redaction is replaced by its redacted text; the rest (timeouts, context errors, ...) are kept as they are.
+// sanitize returns err without credentials, its texts bounded to one line each (see redact). An API error
+// answer stays a *sdkerr.ServiceResponseError (with its fields redacted), so that callers can read its
+// status and code; another error whose text needed redaction is replaced by its redacted text; the rest
+// (timeouts, context errors, ...) are kept as they are.
 func (p *Provider) sanitize(err error) error {
 	if se, ok := err.(*sdkerr.ServiceResponseError); ok && se != nil {
 		cp := p.redactServiceError(*se)
@@ -614,8 +625,8 @@ func (p *Provider) redactServiceError(se sdkerr.ServiceResponseError) sdkerr.Ser
 	se.ErrorMessage = p.redact(se.ErrorMessage)
 	se.EncodedAuthorizationMessage = p.redact(se.EncodedAuthorizationMessage)
 	if se.Details != nil {
-		details := make([]sdkerr.ServiceResponseError, len(se.Details))
-		for i, d := range se.Details {
+		details := make([]sdkerr.ServiceResponseError, min(len(se.Details), maxErrorDetails))
+		for i, d := range se.Details[:len(details)] {
 			details[i] = p.redactServiceError(d)
 		}
 		se.Details = details
