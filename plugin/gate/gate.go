@@ -367,7 +367,7 @@ func (g *Gate) check(req *http.Request, r route) (*http.Response, error) {
 			g.report(&ev, start)
 			return nil, ctxErr
 		}
-		if g.failOpen && !errors.Is(err, facts.ErrNotFound) { // a cluster or key that does not exist is the caller's doing
+		if g.failOpen && !errors.Is(err, facts.ErrNotFound) { // a failure the call causes is the caller's doing
 			return g.evaluate(req, fwd, &ev, start, requestOnly, onlyFactsRefused)
 		}
 		return g.refuse(req, &ev, start, http.StatusServiceUnavailable, CodeFactsFailed, "precheck could not decide, so the call was not made: "+ev.Failure)
