@@ -106,9 +106,10 @@ func TestCacheSkipsTheCompilerWhenWarm(t *testing.T) {
 	}
 }
 
-// A corrupt, truncated, incomplete, foreign or tampered entry is detected, removed and built again; it is
-// never used. Each kind of damage is held to read's check (a fill compiles the module, which takes a while
-// under the race detector); one of them goes through the whole rebuild.
+// A corrupt, truncated, incomplete, foreign or tampered entry, or one that someone else could have written
+// (a file or directory of it another user's, writable by group or others, or a symbolic link), is detected,
+// removed and built again; it is never used. Each kind of damage is held to read's check (a fill compiles
+// the module, which takes a while under the race detector); the last goes through the whole rebuild.
 func TestCacheRebuildsACorruptEntry(t *testing.T) {
 	WithoutRace.Delegate(t)
 	cacheTests.Lock()
@@ -130,26 +131,70 @@ func TestCacheRebuildsACorruptEntry(t *testing.T) {
 		})
 		return found
 	}
+	chmod := func(mode os.FileMode, name func() string) func(t *testing.T) {
+		return func(t *testing.T) {
+			if err := os.Chmod(name(), mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// symlink replaces name with a link to the pristine entry's copy of it: the same bytes, somewhere else.
+	symlink := func(name func() string) func(t *testing.T) {
+		return func(t *testing.T) {
+			name := name()
+			rel, _ := filepath.Rel(entry, name)
+			if err := os.RemoveAll(name); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(pristine, rel), name); err != nil {
+				t.Skip(err)
+			}
+		}
+	}
+	path := func(elem ...string) func() string {
+		return func() string { return filepath.Join(append([]string{entry}, elem...)...) }
+	}
 	c := &Cache{dir: dir, build: buildIdentity()}
 	for _, tc := range []struct {
 		name  string
+		owner bool // the case needs owner and mode checks (unix)
 		spoil func(t *testing.T)
 	}{
-		{"module byte flipped", func(t *testing.T) { flip(t, filepath.Join(entry, moduleFile), -1) }},
-		{"module truncated", func(t *testing.T) { truncate(t, filepath.Join(entry, moduleFile)) }},
-		{"module of another entry", func(t *testing.T) {
+		{"module byte flipped", false, func(t *testing.T) { flip(t, filepath.Join(entry, moduleFile), -1) }},
+		{"module truncated", false, func(t *testing.T) { truncate(t, filepath.Join(entry, moduleFile)) }},
+		{"module of another entry", false, func(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(entry, moduleFile))
 			os.WriteFile(filepath.Join(entry, moduleFile), bytes.Replace(data, []byte(key), bytes.Repeat([]byte("0"), 32), 1), 0o600)
 		}},
-		{"machine code byte flipped", func(t *testing.T) { flip(t, machineCode(), 40) }},
-		{"machine code truncated", func(t *testing.T) { truncate(t, machineCode()) }},
-		{"machine code added", func(t *testing.T) {
+		{"machine code byte flipped", false, func(t *testing.T) { flip(t, machineCode(), 40) }},
+		{"machine code truncated", false, func(t *testing.T) { truncate(t, machineCode()) }},
+		{"machine code added", false, func(t *testing.T) {
 			os.WriteFile(filepath.Join(filepath.Dir(machineCode()), strings.Repeat("ab", 32)), []byte("WAZEVO"), 0o600)
 		}},
-		{"manifest removed", func(t *testing.T) { os.Remove(filepath.Join(entry, manifestFile)) }},
-		{"module removed", func(t *testing.T) { os.Remove(filepath.Join(entry, moduleFile)) }},
+		{"manifest removed", false, func(t *testing.T) { os.Remove(filepath.Join(entry, manifestFile)) }},
+		{"module removed", false, func(t *testing.T) { os.Remove(filepath.Join(entry, moduleFile)) }},
+		{"entry writable by all", true, chmod(0o777, path())},
+		{"module writable by its group", true, chmod(0o620, path(moduleFile))},
+		{"manifest writable by others", true, chmod(0o602, path(manifestFile))},
+		{"machine code writable by all", true, chmod(0o666, machineCode)},
+		{"machine code directory writable by all", true, chmod(0o777, path(wazeroDir))},
+		{"module another user's", true, func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a file away")
+			}
+			if err := os.Chown(path(moduleFile)(), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"module a symbolic link", false, symlink(path(moduleFile))},
+		{"manifest a symbolic link", false, symlink(path(manifestFile))},
+		{"machine code a symbolic link", false, symlink(machineCode)},
+		{"machine code directory a symbolic link", false, symlink(path(wazeroDir))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.owner && !ownerChecked {
+				t.Skip("owner and mode are checked on unix only")
+			}
 			if err := os.RemoveAll(entry); err != nil {
 				t.Fatal(err)
 			}
@@ -336,106 +381,6 @@ func mkdirMode(t *testing.T, dir string, mode os.FileMode) {
 	}
 	if err := os.Chmod(dir, mode); err != nil { // not Mkdir's mode: the umask would take bits off
 		t.Fatal(err)
-	}
-}
-
-// An entry, or a file of one, that someone else could have written, or a symbolic link in place of one, is
-// never used: read refuses it, and the entry is built again.
-func TestCacheRefusesAnEntryOthersCanWrite(t *testing.T) {
-	cacheTests.Lock()
-	defer cacheTests.Unlock()
-	dir := t.TempDir()
-	want := decideWithCacheOf(t, tinyPolicy, dir)
-	complete, _ := entries(t, dir)
-	entry := complete[0]
-	key := filepath.Base(entry)[len("precheck-"):]
-	pristine := filepath.Join(t.TempDir(), "entry")
-	copyEntry(t, pristine, entry)
-	machineCode := func() string {
-		sums, err := hashTree(filepath.Join(entry, wazeroDir))
-		if err != nil || len(sums) == 0 {
-			t.Fatalf("no machine code: %v", err)
-		}
-		for name := range sums {
-			return filepath.Join(entry, wazeroDir, filepath.FromSlash(name))
-		}
-		return ""
-	}
-	chmod := func(mode os.FileMode, name func() string) func(t *testing.T) {
-		return func(t *testing.T) {
-			if err := os.Chmod(name(), mode); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	// symlink replaces name with a link to the pristine entry's copy of it: the same bytes, somewhere else.
-	symlink := func(name func() string) func(t *testing.T) {
-		return func(t *testing.T) {
-			name := name()
-			rel, _ := filepath.Rel(entry, name)
-			if err := os.RemoveAll(name); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(filepath.Join(pristine, rel), name); err != nil {
-				t.Skip(err)
-			}
-		}
-	}
-	path := func(elem ...string) func() string {
-		return func() string { return filepath.Join(append([]string{entry}, elem...)...) }
-	}
-	c := &Cache{dir: dir, build: buildIdentity()}
-	for _, tc := range []struct {
-		name  string
-		owner bool
-		spoil func(t *testing.T)
-	}{
-		{"entry writable by all", true, chmod(0o777, path())},
-		{"module writable by its group", true, chmod(0o620, path(moduleFile))},
-		{"manifest writable by others", true, chmod(0o602, path(manifestFile))},
-		{"machine code writable by all", true, chmod(0o666, machineCode)},
-		{"machine code directory writable by all", true, chmod(0o777, path(wazeroDir))},
-		{"module another user's", true, func(t *testing.T) {
-			if os.Geteuid() != 0 {
-				t.Skip("needs root to give a file away")
-			}
-			if err := os.Chown(path(moduleFile)(), 65534, 65534); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"module a symbolic link", false, symlink(path(moduleFile))},
-		{"manifest a symbolic link", false, symlink(path(manifestFile))},
-		{"machine code a symbolic link", false, symlink(machineCode)},
-		{"machine code directory a symbolic link", false, symlink(path(wazeroDir))},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.owner && !ownerChecked {
-				t.Skip("owner and mode are checked on unix only")
-			}
-			if err := os.RemoveAll(entry); err != nil {
-				t.Fatal(err)
-			}
-			copyEntry(t, entry, pristine)
-			if _, err := c.read(entry, key); err != nil {
-				t.Fatalf("the pristine entry is refused: %v", err)
-			}
-			tc.spoil(t)
-			if _, err := c.read(entry, key); err == nil {
-				t.Fatal("the entry is read as sound")
-			}
-		})
-	}
-
-	// The last one through module: not used, built again.
-	before := cacheFills.Load()
-	if got := decideWithCacheOf(t, tinyPolicy, dir); !bytes.Equal(got, want) {
-		t.Errorf("decision %s, want %s", got, want)
-	}
-	if n := cacheFills.Load() - before; n != 1 {
-		t.Errorf("%d fills, want the entry built again", n)
-	}
-	if _, err := c.read(entry, key); err != nil {
-		t.Errorf("the rebuilt entry is not sound: %v", err)
 	}
 }
 
