@@ -93,7 +93,7 @@ type backend struct {
 func (*backend) Name() string { return "wasm" }
 
 func (b *backend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluator, error) {
-	wasm, machineCode, commit, err := b.compile(ctx, p)
+	wasm, machineCode, done, err := b.compile(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,8 @@ func (b *backend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluat
 		// the cache is only a speed-up, so the load is made once more on an in-memory cache, and the entry
 		// is not completed. (A load that fails for its own sake fails again, the same way.)
 		_ = machineCode.Close(ctx)
-		machineCode, commit = wazero.NewCompilationCache(), func() {}
+		done(false)
+		machineCode, done = wazero.NewCompilationCache(), func(bool) {}
 		cfg.CompilationCache = machineCode
 		host, err = opahost.Load(ctx, wasm, data, cfg)
 	}
@@ -126,9 +127,10 @@ func (b *backend) Prepare(ctx context.Context, p *policy.Policy) (policy.Evaluat
 		if machineCode != b.cache {
 			_ = machineCode.Close(ctx)
 		}
+		done(false)
 		return nil, fmt.Errorf("wasm: loading policy %s: %w", p.Source(), err)
 	}
-	commit() // wazero has written the machine code: the cache entry is complete
+	done(true) // wazero has written the machine code: a new cache entry is complete
 	ep, ok := host.Entrypoints()[policy.Entrypoint]
 	if !ok {
 		host.Close(ctx)
@@ -156,10 +158,10 @@ func (b *backend) degrade(rev string, e *evaluator, d opahost.Degradation) {
 }
 
 // compile returns the policy's module and the compilation cache that holds (or is to hold) its machine
-// code: from Config.Module, from the on-disk cache, or compiled now. commit is to be called once the module
-// is loaded: it completes a new entry of the on-disk cache.
-func (b *backend) compile(ctx context.Context, p *policy.Policy) (wasm []byte, machineCode wazero.CompilationCache, commit func(), err error) {
-	none := func() {}
+// code: from Config.Module, from the on-disk cache, or compiled now. done is to be called once the load is
+// through, saying whether it succeeded (see Cache.module).
+func (b *backend) compile(ctx context.Context, p *policy.Policy) (wasm []byte, machineCode wazero.CompilationCache, done func(loaded bool), err error) {
+	none := func(bool) {}
 	if b.cfg.Module != nil {
 		return b.cfg.Module, b.cache, none, nil
 	}
@@ -169,12 +171,12 @@ func (b *backend) compile(ctx context.Context, p *policy.Policy) (wasm []byte, m
 		return b.last.wasm, b.cache, none, nil
 	}
 	if b.cfg.Cache != nil {
-		wasm, machineCode, commit, err := b.cfg.Cache.module(ctx, p)
+		wasm, machineCode, done, err := b.cfg.Cache.module(ctx, p)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		b.last, b.content = &Module{wasm: wasm}, p.ContentDigest()
-		return wasm, machineCode, commit, nil
+		return wasm, machineCode, done, nil
 	}
 	m, err := compileForEngine(ctx, p)
 	if err != nil {

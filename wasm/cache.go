@@ -160,15 +160,16 @@ const (
 )
 
 // module returns the policy's compiled module and a compilation cache for its machine code: from the
-// entry when it is sound, else compiled now and written as a new entry (see commit) once the caller has
-// loaded it, which is when wazero has written its part. The caller calls commit only after a load that
-// succeeded; what a failed one leaves behind, removeStale removes.
-func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, machineCode wazero.CompilationCache, commit func(), err error) {
+// entry when it is sound, else compiled now and written as a new entry once the caller has loaded it,
+// which is when wazero has written its part. The caller calls done once it is through with machineCode:
+// done(true) after a load that succeeded completes a new entry, done(false) drops what the load made. What
+// a process that died between the two leaves behind, removeStale removes.
+func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, machineCode wazero.CompilationCache, done func(loaded bool), err error) {
 	key := c.key(p)
 	final := filepath.Join(c.dir, "precheck-"+key)
 	if wasm, err := c.read(final, key); err == nil {
 		mc, release := c.machineCode(final)
-		return wasm, mc, release, nil
+		return wasm, mc, func(bool) { release() }, nil
 	} else if _, statErr := os.Lstat(final); !errors.Is(err, fs.ErrNotExist) || statErr == nil {
 		// Corrupt, truncated, incomplete (an entry is renamed into place whole, so a directory without its
 		// module is broken too), of another build or not private: never trusted, removed, built again.
@@ -179,23 +180,24 @@ func (c *Cache) module(ctx context.Context, p *policy.Policy) (wasm []byte, mach
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	none := func(bool) {}
 	tmp, err := os.MkdirTemp(c.dir, fillPrefix)
 	if err != nil {
-		return m.wasm, wazero.NewCompilationCache(), func() {}, nil // a cache that cannot be written is no cache
+		return m.wasm, wazero.NewCompilationCache(), none, nil // a cache that cannot be written is no cache
 	}
 	mc, err := wazero.NewCompilationCacheWithDir(filepath.Join(tmp, wazeroDir))
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return m.wasm, wazero.NewCompilationCache(), func() {}, nil
+		return m.wasm, wazero.NewCompilationCache(), none, nil
 	}
-	commit = func() {
-		if err := c.write(tmp, key, m.wasm); err != nil || os.Rename(tmp, final) != nil {
-			// Another process filled the entry first (the rename finds it there), or the disk refused:
-			// either way this one is not needed.
+	done = func(loaded bool) {
+		if !loaded || c.write(tmp, key, m.wasm) != nil || os.Rename(tmp, final) != nil {
+			// The load failed, another process filled the entry first (the rename finds it there), or
+			// the disk refused: either way this one is not needed.
 			_ = os.RemoveAll(tmp)
 		}
 	}
-	return m.wasm, mc, commit, nil
+	return m.wasm, mc, done, nil
 }
 
 // machineCode returns a compilation cache over a private copy of the machine code of the entry in final

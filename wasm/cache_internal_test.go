@@ -494,7 +494,7 @@ func TestCacheEntryRemovedWhileLoading(t *testing.T) {
 	}
 	ctx := context.Background()
 	before := cacheFills.Load()
-	wasm, machineCode, commit, err := c.module(ctx, p)
+	wasm, machineCode, done, err := c.module(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,8 +510,41 @@ func TestCacheEntryRemovedWhileLoading(t *testing.T) {
 		t.Fatalf("loading after the entry was removed: %v", err)
 	}
 	defer host.Close(ctx)
-	commit()
+	done(true)
 	noTemporaries(t, dir)
+}
+
+// A load that failed (the backend then loads on an in-memory cache, or fails) leaves nothing in the cache:
+// neither a fill, which is not an entry, nor a load's copy of one.
+func TestCacheDoneWithoutALoad(t *testing.T) {
+	cacheTests.Lock()
+	defer cacheTests.Unlock()
+	dir := t.TempDir()
+	c, err := OpenCache(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tinyPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, what := range []string{"fill", "hit"} {
+		if what == "hit" {
+			decideWithCacheOf(t, tinyPolicy, dir)
+		}
+		_, machineCode, done, err := c.module(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		machineCode.Close(ctx)
+		done(false)
+		noTemporaries(t, dir)
+		complete, _ := entries(t, dir)
+		if want := map[string]int{"fill": 0, "hit": 1}[what]; len(complete) != want {
+			t.Errorf("%s: %d entries after a failed load, want %d", what, len(complete), want)
+		}
+	}
 }
 
 // What a load that failed leaves behind (its fill, its copy of an entry) is removed once it is old.

@@ -2,7 +2,7 @@ package facts
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -15,8 +15,9 @@ import (
 //
 // The shared call is not any one caller's: it runs on a context that the caller who started it going away
 // does not end (its deadline still holds), and each caller waits for it only as long as its own context
-// lasts. Otherwise the first caller hanging up would fail every other caller's check, and a gate failing
-// open would forward those calls unchecked.
+// lasts; a caller whose joined call ended with the starter's deadline asks again. Otherwise the first
+// caller hanging up, or a short deadline, would decide what every other caller hears, and a gate failing
+// open would forward those calls with their facts unchecked.
 //
 // The returned Provider is also a Forgetter: the gate has it forget a cluster once it has forwarded a call
 // that changes the cluster, so that the next call is not decided on the facts from before.
@@ -50,37 +51,63 @@ type cachedFacts struct {
 }
 
 func (c *cached) Facts(ctx context.Context, r Request) (*Facts, error) {
-	c.mu.Lock()
-	e, ok := c.entries[r]
-	forgets := c.forgets
-	c.mu.Unlock()
-	if ok && c.now().Before(e.expires) {
-		return e.facts, nil
-	}
-	shared := detach(ctx)
-	flight := c.group.DoChan(flightKey(r), func() (any, error) {
-		defer shared.cancel()
-		f, err := c.p.Facts(shared.ctx, r)
-		if err != nil {
-			return nil, err
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		e, ok := c.entries[r]
+		forgets := c.forgets
+		c.mu.Unlock()
+		if ok && c.now().Before(e.expires) {
+			return e.facts, nil
 		}
-		c.store(r, f, forgets)
-		return f, nil
-	})
-	select {
-	case res := <-flight:
-		if res.Err != nil {
-			if res.Shared && ctx.Err() == nil && isContextErr(res.Err) {
-				// Another caller's deadline ended the call this one joined; this one's has not ended:
-				// ask for it alone.
-				return c.p.Facts(ctx, r)
+		// The key holds the Forget count: a caller that comes after a Forget never joins a call that began
+		// before it.
+		call := c.group.DoChan(flightKey(r, forgets), func() (any, error) { return c.fly(ctx, r, forgets) })
+		select {
+		case res := <-call:
+			out := res.Val.(flight)
+			if out.panicked != nil {
+				panic(out.panicked) // on the caller's goroutine, where it would have been without the cache
 			}
-			return nil, res.Err
+			if res.Err != nil {
+				// A call this one joined that ended with its own context (another caller's deadline) says
+				// nothing of what this caller's context would have heard: ask again, once, shared with
+				// whoever else asks again.
+				if out.ended && ctx.Err() == nil && attempt == 0 {
+					continue
+				}
+				return nil, res.Err
+			}
+			return out.facts, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return res.Val.(*Facts), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
+}
+
+// flight is what one shared call to the provider gave.
+type flight struct {
+	facts    *Facts
+	ended    bool // the call's context had ended when the provider returned
+	panicked any  // what the provider panicked with, re-raised on each caller's goroutine
+}
+
+// fly makes the shared call for r, on a context that the caller who started it going away does not end.
+// A panic is caught here (singleflight would re-raise it on a goroutine of its own, where nothing can
+// recover it) and handed to the callers.
+func (c *cached) fly(ctx context.Context, r Request, forgets uint64) (out any, err error) {
+	shared := detach(ctx)
+	defer shared.cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = flight{panicked: v}, fmt.Errorf("facts: the provider panicked: %v", v)
+		}
+	}()
+	f, err := c.p.Facts(shared.ctx, r)
+	if err != nil {
+		return flight{ended: shared.ctx.Err() != nil}, err
+	}
+	c.store(r, f, forgets)
+	return flight{facts: f}, nil
 }
 
 // detached is a context with ctx's deadline and values but not its cancellation.
@@ -98,15 +125,12 @@ func detach(ctx context.Context) detached {
 	return detached{d, func() {}}
 }
 
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// flightKey names r unambiguously whatever its IDs hold (each is prefixed by its length).
-func flightKey(r Request) string {
-	var b []byte
+// flightKey names r, asked after forgets Forget calls, unambiguously whatever its IDs hold (each is
+// prefixed by its length).
+func flightKey(r Request, forgets uint64) string {
+	b := strconv.AppendUint(nil, forgets, 10)
 	for _, s := range []string{r.ProjectID, r.ClusterID, r.KeyID} {
-		b = append(strconv.AppendInt(b, int64(len(s)), 10), ':')
+		b = append(strconv.AppendInt(append(b, ' '), int64(len(s)), 10), ':')
 		b = append(b, s...)
 	}
 	return string(b)

@@ -149,3 +149,103 @@ func TestCachedForget(t *testing.T) {
 		t.Errorf("%d calls, want 6: the answer of the call under way at Forget was remembered", n)
 	}
 }
+
+// TestCachedShortDeadlineDecidesOnlyForItself: a call started by a caller with a short deadline ends with
+// that deadline; the callers that joined it, whose own contexts are live, ask again (and share that one
+// call) instead of hearing the starter's failure, which for them would have been an answer.
+func TestCachedShortDeadlineDecidesOnlyForItself(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	p := facts.Cached(facts.Func(func(ctx context.Context, r facts.Request) (*facts.Facts, error) {
+		if calls.Add(1) == 1 {
+			<-ctx.Done() // the first call outlasts its starter's deadline
+			return nil, ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond) // long enough for every retry to join this one
+		return &facts.Facts{Tenant: &policy.Tenant{Class: r.ClusterID}}, nil
+	}), time.Minute)
+	r := facts.Request{ClusterID: "c"}
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	starter := make(chan error, 1)
+	go func() { _, err := p.Facts(short, r); starter <- err }()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	const joined = 20
+	answers := make(chan error, joined)
+	for range joined {
+		go func() {
+			f, err := p.Facts(context.Background(), r)
+			if err == nil && f.Tenant.Class != "c" {
+				err = errors.New("wrong facts")
+			}
+			answers <- err
+		}()
+	}
+	if err := <-starter; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("starter: %v, want its own deadline", err)
+	}
+	for range joined {
+		if err := <-answers; err != nil {
+			t.Errorf("joined caller: %v, want the facts", err)
+		}
+	}
+	if n := calls.Load(); n > 3 {
+		t.Errorf("%d calls to the provider for %d callers: the retries were not shared", n, joined+1)
+	}
+}
+
+// TestCachedPanicReachesTheCaller: a provider's panic is raised on the caller's goroutine, where the caller
+// (net/http, an embedder) can recover it, not on one of singleflight's, which would end the process.
+func TestCachedPanicReachesTheCaller(t *testing.T) {
+	t.Parallel()
+	p := facts.Cached(facts.Func(func(context.Context, facts.Request) (*facts.Facts, error) {
+		panic("provider bug")
+	}), time.Minute)
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		_, _ = p.Facts(context.Background(), facts.Request{ClusterID: "c"})
+		return nil
+	}()
+	if got != "provider bug" {
+		t.Errorf("recovered %v, want the provider's panic", got)
+	}
+}
+
+// TestCachedJoinsNoCallFromBeforeForget: a caller that comes after Forget starts a call of its own rather
+// than joining one that began before it, whose answer may be the facts from before the forwarded call.
+func TestCachedJoinsNoCallFromBeforeForget(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	release := make(chan struct{})
+	p := facts.Cached(facts.Func(func(ctx context.Context, r facts.Request) (*facts.Facts, error) {
+		class := "after"
+		if calls.Add(1) == 1 {
+			<-release
+			class = "before"
+		}
+		return &facts.Facts{Tenant: &policy.Tenant{Class: class}}, nil
+	}), time.Minute)
+	r := facts.Request{ProjectID: "p", ClusterID: "c"}
+	first := make(chan *facts.Facts, 1)
+	go func() { f, _ := p.Facts(context.Background(), r); first <- f }()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p.(facts.Forgetter).Forget("p", "c")
+	later := make(chan *facts.Facts, 1)
+	go func() { f, _ := p.Facts(context.Background(), r); later <- f }()
+	select {
+	case f := <-later:
+		if f == nil || f.Tenant.Class != "after" {
+			t.Errorf("the caller after Forget got %+v, want the facts of a call of its own", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the caller after Forget is waiting for the call from before it")
+	}
+	close(release)
+	if f := <-first; f == nil || f.Tenant.Class != "before" {
+		t.Errorf("the first caller got %+v", f)
+	}
+}

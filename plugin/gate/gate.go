@@ -539,13 +539,19 @@ func (g *Gate) evaluate(req, fwd *http.Request, ev *Event, start time.Time, doc 
 	}
 	ev.Forwarded = true
 	g.report(ev, start)
-	resp, err := g.send(req, fwd)
+	// The call converts the cluster (or, if it fails, may have begun to): what the provider remembers of
+	// it is from before, and no next call may be decided on it. Forgotten before the call goes, and again
+	// once it is answered: facts asked for while it was under way may be from before it too.
+	g.forget(ev)
+	defer g.forget(ev)
+	return g.send(req, fwd)
+}
+
+// forget has the facts provider, if it remembers facts, forget the cluster of the call ev reports.
+func (g *Gate) forget(ev *Event) {
 	if f, ok := g.facts.(facts.Forgetter); ok {
-		// The call converts the cluster (or, if it failed, may have begun to): what was remembered about
-		// it is from before, and the next call must not be decided on it.
 		f.Forget(ev.ProjectID, ev.ClusterID)
 	}
-	return resp, err
 }
 
 // checkDocument decides with the gate's checker, and says which policy decided when the checker can.

@@ -29,6 +29,13 @@ func TestLine(t *testing.T) {
 			t.Errorf("Line(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
 		}
 	}
+	// What the mapping makes longer (an invalid byte is three bytes of U+FFFD) is bounded all the same.
+	if got := redact.Line(strings.Repeat("\xffA", 300), 512); len(got) > 512+len("… (9999 more bytes)") || !utf8.ValidString(got) {
+		t.Errorf("300 invalid bytes became %d bytes", len(got))
+	}
+	if got := redact.Line("PRE\u200bCHECK\ufeff", 64); got != "PRE CHECK " {
+		t.Errorf("invisible characters: %q", got)
+	}
 	page := "<html>\n" + strings.Repeat("A", 4<<20) + "\n</html>"
 	got := redact.Line(page, 512)
 	if len(got) > 512+40 || strings.ContainsAny(got, "\n\r") || !utf8.ValidString(got) {

@@ -80,35 +80,35 @@ func removeValue(s, v string) string {
 
 // Control reports whether r would not read as part of one line of what the text says wherever it is
 // shown (a log line, a terminal, an error message): a control character (C0, DEL, C1), a line or
-// paragraph separator, or a bidirectional control that reorders what follows it.
+// paragraph separator, a bidirectional control that reorders what follows it, or an invisible one (zero
+// width space, word joiner, byte order mark) that makes two texts that differ look the same.
 func Control(r rune) bool {
 	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == '\u2028' || r == '\u2029' ||
-		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f' || r == '\u061c'
+		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f' || r == '\u061c' ||
+		r == '\u200b' || r == '\u2060' || r == '\ufeff'
 }
 
-// Line returns s as one line of at most max bytes (and a note of how much was cut): each Control
-// character becomes a space, and invalid UTF-8 U+FFFD. For text precheck did not write (a facts API's
-// error message, which may be a proxy's whole HTML page) before it goes into an error or a log. Redact
-// first: cutting may split a secret that the patterns would have found whole.
+// Line returns s as one line of at most max bytes, then a note of how much was cut if any was: each Control character
+// becomes a space, and invalid UTF-8 U+FFFD. For text precheck did not write (a facts API's error message,
+// which may be a proxy's whole HTML page) before it goes into an error or a log. Redact first: cutting may
+// split a secret that the patterns would have found whole.
 func Line(s string, max int) string {
-	cut := 0
-	if len(s) > max {
-		for max > 0 && !utf8.RuneStart(s[max]) { // a rune the cut would split goes whole
-			max--
-		}
-		cut, s = len(s)-max, s[:max]
-	}
 	s = strings.Map(func(r rune) rune {
 		if Control(r) {
 			return ' '
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
-	switch {
-	case cut == 1:
-		s += "… (1 more byte)"
-	case cut > 1:
-		s += fmt.Sprintf("… (%d more bytes)", cut)
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) { // a rune the cut would split goes whole
+		cut--
+	}
+	n := len(s) - cut
+	if n == 1 {
+		return s[:cut] + "… (1 more byte)"
+	}
+	return s[:cut] + fmt.Sprintf("… (%d more bytes)", n)
 }

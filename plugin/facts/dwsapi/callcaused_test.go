@@ -2,8 +2,11 @@ package dwsapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +82,39 @@ func TestOutageDoesNotHideWhatTheCallCaused(t *testing.T) {
 	de = s.factsError(t, context.Background(), exampleRequest)
 	if errors.Is(de, facts.ErrNotFound) || de.Status() != http.StatusServiceUnavailable {
 		t.Errorf("error = %v, want the outage", de)
+	}
+}
+
+// TestAnswerAboutAnotherCluster: an API that matched the ID loosely and answered about another cluster has
+// said nothing of the one the call names, which the caller chose.
+func TestAnswerAboutAnotherCluster(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t, true, nil)
+	c := dwsfake.ExampleCluster()
+	c.Raw = json.RawMessage(`{"id":"` + strings.ToUpper(dwsfake.ExampleClusterID) + `","status":"AVAILABLE","version":"8.2.0"}`)
+	s.srv.PutCluster(c)
+	de := s.factsError(t, context.Background(), exampleRequest)
+	if de.Fact != dwsapi.FactCluster || !strings.Contains(de.Error(), "is about cluster") || !errors.Is(de, facts.ErrNotFound) {
+		t.Errorf("error = %v (not found: %v), want the cluster's answer about another, as facts.ErrNotFound", de, errors.Is(de, facts.ErrNotFound))
+	}
+}
+
+// TestRedactionKeepsWhatAnErrorIs: an inventory's error whose text is redacted or cut (more than one line,
+// or a secret in it) is still the facts.ErrNotFound, or the context error, it was.
+func TestRedactionKeepsWhatAnErrorIs(t *testing.T) {
+	t.Parallel()
+	for _, cause := range []error{facts.ErrNotFound, context.DeadlineExceeded} {
+		inv := facts.Func(func(context.Context, facts.Request) (*facts.Facts, error) {
+			return nil, fmt.Errorf("inventory service said:\n  no such cluster (sk=%s): %w", dwsfake.TestSK, cause)
+		})
+		s := newSetup(t, true, inv)
+		de := s.factsError(t, context.Background(), exampleRequest)
+		if !errors.Is(de, cause) {
+			t.Errorf("%v is no longer %v", de, cause)
+		}
+		if strings.Contains(de.Error(), "\n") {
+			t.Errorf("the error is not one line: %q", de)
+		}
 	}
 }
 

@@ -202,6 +202,17 @@ func (e *Error) Is(target error) bool {
 	return se.StatusCode/100 == 4 && !busy || se.ErrorCode == "DWS.0015"
 }
 
+// otherCluster is an answer about another cluster than the one asked about (an API that matched the ID
+// loosely, in another case or as a prefix): nothing is known of the cluster the call names, which the caller
+// chose, so it counts as facts.ErrNotFound.
+type otherCluster struct{ got, asked string }
+
+func (e *otherCluster) Error() string {
+	return fmt.Sprintf("the answer is about cluster %.80q, not %q", e.got, e.asked)
+}
+
+func (e *otherCluster) Is(target error) bool { return target == facts.ErrNotFound }
+
 // task is one call; run fills its own result, read only after run returned.
 type task struct {
 	fact, op string
@@ -428,7 +439,7 @@ func (p *Provider) clusterDetails(clusterID string) (*policy.Cluster, error) {
 		return nil, fmt.Errorf("decoding the cluster details: %w", err)
 	}
 	if c.ID != nil && *c.ID != "" && *c.ID != clusterID {
-		return nil, fmt.Errorf("the answer is about cluster %.80q, not %q", *c.ID, clusterID)
+		return nil, &otherCluster{got: *c.ID, asked: clusterID}
 	}
 	out := &policy.Cluster{
 		Version:             deref(c.Version),
@@ -614,10 +625,23 @@ func (p *Provider) sanitize(err error) error {
 	}
 	msg := err.Error()
 	if red := p.redact(msg); red != msg {
-		return errors.New(red)
+		return &redactedError{text: red, err: err}
 	}
 	return err
 }
+
+// redactedError stands for an error whose text needed redaction (or was too long): it says the redacted
+// text, and answers errors.Is as the error it replaces does (a context error, an inventory's
+// facts.ErrNotFound stay what they are), without handing that error, whose text holds what was redacted, to
+// errors.As or Unwrap.
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
 
 func (p *Provider) redactServiceError(se sdkerr.ServiceResponseError) sdkerr.ServiceResponseError {
 	se.RequestId = p.redact(se.RequestId)
