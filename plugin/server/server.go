@@ -68,7 +68,8 @@ type Config struct {
 
 	// Upstream, when set, is the DWS API the gate forwards allowed calls (and every other call) to.
 	Upstream *url.URL
-	// Transport carries forwarded calls (default http.DefaultTransport).
+	// Transport carries forwarded calls (default: http.DefaultTransport's settings, with WriteTimeout as
+	// the longest wait for the upstream's answer, so that an upstream that never answers frees its slot).
 	Transport http.RoundTripper
 	// Facts are what the gate decides proxied calls on (default: none, so they are refused as unknown).
 	Facts facts.Provider
@@ -144,7 +145,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = http.DefaultTransport
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = cfg.WriteTimeout // past it the answer could not be written anyway
+		cfg.Transport = t
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -171,9 +174,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.Handle("POST /v1/precheck", s.limit(http.HandlerFunc(s.decide)))
+	mux.Handle("POST /v1/precheck", s.limit(http.HandlerFunc(s.decide), false))
 	if cfg.Upstream != nil {
-		mux.Handle("/", s.limit(s.proxy()))
+		mux.Handle("/", s.limit(s.proxy(), true))
 	}
 	s.handler = mux
 	return s, nil
@@ -315,16 +318,16 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 // limit reads the request's body in full, then serves it within MaxInFlight. The body is read first, under
 // its own deadline, because a slot held while a client trickles its body is a slot no one else can use: a
 // few hundred slow clients would lock every decision and every proxied call out. The handler (and through
-// the proxy, the gate) gets the buffered body.
-func (s *Server) limit(next http.Handler) http.Handler {
+// the proxy, the gate) gets the buffered body. With early, the handler may free the slot before it returns
+// (releaseSlot): the proxy does once the answer is in, before copying it to a client that may read slowly.
+func (s *Server) limit(next http.Handler, early bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body []byte
 		if r.Body != nil && r.Body != http.NoBody {
-			body, ok := s.readBody(w, r)
-			if !ok {
+			var ok bool
+			if body, ok = s.readBody(w, r); !ok {
 				return
 			}
-			r = r.WithContext(r.Context()) // a copy: the server's own request keeps its own body
-			r.Body = &bufferedBody{Reader: bytes.NewReader(body), data: body}
 		}
 		select {
 		case s.slots <- struct{}{}:
@@ -334,11 +337,49 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, CodeBusy, fmt.Sprintf("more than %d requests are in flight; retry", s.cfg.MaxInFlight))
 			return
 		}
-		defer func() { <-s.slots }()
 		s.metrics.inFlight.Inc()
-		defer s.metrics.inFlight.Dec()
+		held := &slot{s: s}
+		defer held.release()
+		if early || body != nil {
+			ctx := r.Context()
+			if early {
+				ctx = context.WithValue(ctx, slotKey{}, held)
+			}
+			r = r.WithContext(ctx) // a copy: the server's own request keeps its own body
+			if body != nil {
+				r.Body = &bufferedBody{Reader: bytes.NewReader(body), data: body}
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// slot is one request's place among MaxInFlight, released once.
+type slot struct {
+	s    *Server
+	done atomic.Bool
+}
+
+func (h *slot) release() {
+	if h.done.CompareAndSwap(false, true) {
+		h.s.metrics.inFlight.Dec()
+		<-h.s.slots
+	}
+}
+
+// slotKey holds a request's *slot in its context, for releaseSlot.
+type slotKey struct{}
+
+// releaseSlot frees the slot of the request r derives from, if its handler may (see limit). The slot bounds
+// the facts, the policy and the upstream call; a client that reads a large answer slowly must not hold it
+// while the answer is copied.
+func releaseSlot(r *http.Request) {
+	if r == nil {
+		return
+	}
+	if held, ok := r.Context().Value(slotKey{}).(*slot); ok {
+		held.release()
+	}
 }
 
 // readBody reads r's body within MaxBodyBytes and BodyReadTimeout, or answers the request itself (413, 408,
@@ -362,8 +403,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestTimeout, CodeBodyTimeout, fmt.Sprintf("the request body did not arrive within %v", s.cfg.BodyReadTimeout))
 	default:
+		// Not err's text: it quotes the caller's bytes (a malformed trailer line, which may hold a token).
 		s.metrics.rejected.WithLabelValues("malformed").Inc()
-		writeError(w, http.StatusBadRequest, CodeMalformed, "reading the body: "+err.Error())
+		writeError(w, http.StatusBadRequest, CodeMalformed, "the request body could not be read: its framing (chunked encoding or trailers) is malformed")
 	}
 	return nil, false
 }
@@ -444,6 +486,10 @@ func (s *Server) proxy() http.Handler {
 			}
 			return g.RoundTrip(req)
 		}),
+		ModifyResponse: func(resp *http.Response) error {
+			releaseSlot(resp.Request)
+			return nil
+		},
 		// The transport's errors quote what the upstream answered (a malformed status line is quoted
 		// whole), and an upstream may echo the caller's credentials: redacted before they go anywhere.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
