@@ -36,10 +36,10 @@ func decideWithCache(t testing.TB, dir string) []byte {
 // default policy takes seconds under the race detector and the entry's layout does not depend on it.
 var tinyPolicy = sync.OnceValues(func() (*policy.Policy, error) { return policy.Load("testdata/tiny") })
 
-// decideWithCacheOf is decideWithCache for the policy load returns.
-func decideWithCacheOf(t testing.TB, load func() (*policy.Policy, error), dir string) []byte {
+// openCacheFor opens the cache in dir and the policy load returns.
+func openCacheFor(t testing.TB, load func() (*policy.Policy, error), dir string) (*Cache, *policy.Policy) {
 	t.Helper()
-	cache, err := OpenCache(dir)
+	c, err := OpenCache(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,13 @@ func decideWithCacheOf(t testing.TB, load func() (*policy.Policy, error), dir st
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, p
+}
+
+// decideWithCacheOf is decideWithCache for the policy load returns.
+func decideWithCacheOf(t testing.TB, load func() (*policy.Policy, error), dir string) []byte {
+	t.Helper()
+	cache, p := openCacheFor(t, load, dir)
 	eng, err := policy.New(context.Background(), p, policy.WithBackend(Backend(Config{Cache: cache, MaxInstances: 1})))
 	if err != nil {
 		t.Fatal(err)
@@ -484,14 +491,7 @@ func TestCacheEntryRemovedWhileLoading(t *testing.T) {
 	dir := t.TempDir()
 	decideWithCacheOf(t, tinyPolicy, dir)
 	complete, _ := entries(t, dir)
-	c, err := OpenCache(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := tinyPolicy()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := openCacheFor(t, tinyPolicy, dir)
 	ctx := context.Background()
 	before := cacheFills.Load()
 	wasm, machineCode, done, err := c.module(ctx, p)
@@ -520,14 +520,7 @@ func TestCacheDoneWithoutALoad(t *testing.T) {
 	cacheTests.Lock()
 	defer cacheTests.Unlock()
 	dir := t.TempDir()
-	c, err := OpenCache(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := tinyPolicy()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := openCacheFor(t, tinyPolicy, dir)
 	ctx := context.Background()
 	for _, what := range []string{"fill", "hit"} {
 		if what == "hit" {
