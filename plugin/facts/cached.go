@@ -95,34 +95,28 @@ type flight struct {
 // A panic is caught here (singleflight would re-raise it on a goroutine of its own, where nothing can
 // recover it) and handed to the callers.
 func (c *cached) fly(ctx context.Context, r Request, forgets uint64) (out any, err error) {
-	shared := detach(ctx)
-	defer shared.cancel()
+	shared, cancel := detach(ctx)
+	defer cancel()
 	defer func() {
 		if v := recover(); v != nil {
 			out, err = flight{panicked: v}, fmt.Errorf("facts: the provider panicked: %v", v)
 		}
 	}()
-	f, err := c.p.Facts(shared.ctx, r)
+	f, err := c.p.Facts(shared, r)
 	if err != nil {
-		return flight{ended: shared.ctx.Err() != nil}, err
+		return flight{ended: shared.Err() != nil}, err
 	}
 	c.store(r, f, forgets)
 	return flight{facts: f}, nil
 }
 
-// detached is a context with ctx's deadline and values but not its cancellation.
-type detached struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func detach(ctx context.Context) detached {
+// detach returns a context with ctx's deadline and values but not its cancellation.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 	d := context.WithoutCancel(ctx)
 	if deadline, ok := ctx.Deadline(); ok {
-		c, cancel := context.WithDeadline(d, deadline)
-		return detached{c, cancel}
+		return context.WithDeadline(d, deadline)
 	}
-	return detached{d, func() {}}
+	return d, func() {}
 }
 
 // flightKey names r, asked after forgets Forget calls, unambiguously whatever its IDs hold (each is

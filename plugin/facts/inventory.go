@@ -63,11 +63,11 @@ func ReadInventory(path string) (*Inventory, error) {
 // document refuses too (policy.CheckObject): a member given twice, exactly or up to letter case, which
 // encoding/json would read as the last of them ("encrypted": false, "Encrypted": true is encrypted).
 func ParseJSON(data []byte) (*Inventory, error) {
-	if !json.Valid(data) || !utf8.Valid(data) {
-		var raw []json.RawMessage
-		if err := json.Unmarshal(data, &raw); err != nil {
-			return nil, fmt.Errorf("not a JSON array of clusters: %w", err)
-		}
+	if !json.Valid(data) {
+		var v any // for encoding/json's word on where and what
+		return nil, fmt.Errorf("not a JSON array of clusters: %w", json.Unmarshal(data, &v))
+	}
+	if !utf8.Valid(data) {
 		return nil, errors.New("not a JSON array of clusters: not valid UTF-8")
 	}
 	outer := json.NewDecoder(bytes.NewReader(data))
@@ -84,7 +84,7 @@ func ParseJSON(data []byte) (*Inventory, error) {
 			return nil, fmt.Errorf("entry %d: not an object", i+1)
 		}
 		end := int(outer.InputOffset())
-		if err := policy.CheckObject(data, end-len(r), end, maxEntryDepth, ""); err != nil {
+		if err := policy.CheckObject(data, end-len(r), end, policy.DefaultLimits.MaxDepth, ""); err != nil {
 			return nil, fmt.Errorf("entry %d: %s", i+1, strings.TrimPrefix(err.Error(), "input: "))
 		}
 		dec := json.NewDecoder(bytes.NewReader(r))
@@ -99,9 +99,6 @@ func ParseJSON(data []byte) (*Inventory, error) {
 	}
 	return inv, nil
 }
-
-// maxEntryDepth is how deeply an inventory entry may nest: the document's limit.
-var maxEntryDepth = policy.DefaultLimits.MaxDepth
 
 // csvColumns are the columns a CSV inventory may have, each setting one member of an entry. A column that is
 // absent leaves its member unknown; an empty cell is an empty string (task_status "" is an idle cluster), or
@@ -148,15 +145,17 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 		return nil, fmt.Errorf("reading the header row: %w", err)
 	}
 	setters := make([]func(*Entry, string) error, len(header))
+	column := map[string]int{} // each column's index, to refuse one given twice
 	for i, name := range header {
 		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff"))
 		set, ok := csvColumns[name]
 		if !ok {
 			return nil, fmt.Errorf("header: unknown column %q (known: %s)", name, strings.Join(CSVColumns(), ", "))
 		}
-		if j := slices.IndexFunc(header[:i], func(h string) bool { return strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == name }); j >= 0 {
+		if j, twice := column[name]; twice {
 			return nil, fmt.Errorf("header: column %q is given twice (columns %d and %d): a row would say two things", name, j+1, i+1)
 		}
+		column[name] = i
 		setters[i] = set
 	}
 	inv := &Inventory{}
